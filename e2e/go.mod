@@ -1,0 +1,3 @@
+module github.com/rickmorty/rickmorty/e2e
+
+go 1.26.8

@@ -1,0 +1,242 @@
+package character
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Error codes. The HTTP layer maps each to a status in one table; everything
+// else only ever sees the code.
+const (
+	EINVALID     = "invalid"     // a client-supplied value is malformed or out of range
+	ENOTFOUND    = "not_found"   // the resource does not exist
+	EUNAVAILABLE = "unavailable" // a dependency (the database) cannot answer now
+	ERATELIMITED = "rate_limited"
+	EINTERNAL    = "internal"
+)
+
+// Error is a domain error whose Message is safe to show to clients. Err
+// keeps the cause for logs and is never shown.
+type Error struct {
+	Code    string
+	Param   string // the offending request parameter, for EINVALID
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Message + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with a formatted client-safe message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other non-nil error and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// Invalid reports a bad value of request parameter param.
+func Invalid(param, format string, args ...any) *Error {
+	return &Error{Code: EINVALID, Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// Sort fields and orders a client may ask for. The store maps each sort
+// name to a column through its own whitelist.
+const (
+	SortID      = "id"
+	SortName    = "name"
+	SortCreated = "created"
+
+	OrderAsc  = "asc"
+	OrderDesc = "desc"
+)
+
+// Paging bounds.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+	// MaxPage keeps (page-1)*page_size from overflowing; any page past the
+	// data is answered as out of range, however large.
+	MaxPage = math.MaxInt / MaxPageSize
+)
+
+// ListQuery is a validated, normalised request for one page of characters.
+type ListQuery struct {
+	Sort     string
+	Order    string
+	Page     int
+	PageSize int
+}
+
+// DefaultListQuery is the query an empty query string means.
+func DefaultListQuery() ListQuery {
+	return ListQuery{Sort: SortID, Order: OrderAsc, Page: 1, PageSize: DefaultPageSize}
+}
+
+// The parameters ParseListQuery understands. Others are ignored so that
+// clients and proxies may add their own (cache busters, tracking tags).
+var listParams = [...]string{"sort", "order", "page", "page_size"}
+
+// ParseListQuery validates v into a ListQuery, filling defaults for missing
+// or empty parameters. A parameter given twice is refused rather than
+// silently picking one: a client sending page=1&page=2 has a bug worth seeing.
+func ParseListQuery(v url.Values) (ListQuery, error) {
+	q := DefaultListQuery()
+	for _, name := range listParams {
+		vals := v[name]
+		if len(vals) == 0 || (len(vals) == 1 && vals[0] == "") {
+			continue
+		}
+		if len(vals) > 1 {
+			return ListQuery{}, Invalid(name, "parameter %q is given %d times; give it once", name, len(vals))
+		}
+		s := vals[0]
+		switch name {
+		case "sort":
+			switch s {
+			case SortID, SortName, SortCreated:
+				q.Sort = s
+			default:
+				return ListQuery{}, Invalid(name, "parameter \"sort\" must be one of id, name, created")
+			}
+		case "order":
+			switch s {
+			case OrderAsc, OrderDesc:
+				q.Order = s
+			default:
+				return ListQuery{}, Invalid(name, "parameter \"order\" must be asc or desc")
+			}
+		case "page":
+			n, ok := parseInt(s)
+			if !ok || n < 1 || n > MaxPage {
+				return ListQuery{}, Invalid(name, "parameter \"page\" must be an integer between 1 and %d", MaxPage)
+			}
+			q.Page = n
+		case "page_size":
+			n, ok := parseInt(s)
+			if !ok || n < 1 || n > MaxPageSize {
+				return ListQuery{}, Invalid(name, "parameter \"page_size\" must be an integer between 1 and %d", MaxPageSize)
+			}
+			q.PageSize = n
+		}
+	}
+	return q, nil
+}
+
+// parseInt accepts plain decimal digits only: no sign, no spaces, no
+// exponent. Values too large for an int are refused.
+func parseInt(s string) (int, bool) {
+	if len(s) == 0 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
+}
+
+// MaxID is the largest id the schema can hold (an integer column).
+const MaxID = math.MaxInt32
+
+// ParseID validates a character id path parameter. Anything that is not a
+// decimal integer is invalid; an integer that no character can have (zero,
+// negative, beyond the column's range) is simply not found.
+func ParseID(s string) (int, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	var ne *strconv.NumError
+	switch {
+	case errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange):
+		return 0, Errorf(ENOTFOUND, "character %s not found", s)
+	case err != nil:
+		return 0, Invalid("id", "path parameter \"id\" must be an integer")
+	case n < 1 || n > MaxID:
+		return 0, Errorf(ENOTFOUND, "character %d not found", n)
+	}
+	return int(n), nil
+}
+
+// Key is the normalised form of q: equal queries, however spelled (order
+// of parameters, defaults left out, leading zeros), have equal keys.
+func (q ListQuery) Key() string {
+	var b strings.Builder
+	b.Grow(48)
+	b.WriteString("sort=")
+	b.WriteString(q.Sort)
+	b.WriteString("&order=")
+	b.WriteString(q.Order)
+	b.WriteString("&page=")
+	b.WriteString(strconv.Itoa(q.Page))
+	b.WriteString("&page_size=")
+	b.WriteString(strconv.Itoa(q.PageSize))
+	return b.String()
+}
+
+// WithPage returns q for another page, for neighbour links.
+func (q ListQuery) WithPage(p int) ListQuery {
+	q.Page = p
+	return q
+}
+
+// Offset is the number of rows before q's page.
+func (q ListQuery) Offset() int { return (q.Page - 1) * q.PageSize }
+
+// Page is one page of a sorted listing plus the facts a client needs to
+// walk it. Version is the data version the page was read at, in the same
+// snapshot as the rows, so it can serve as a validator.
+type Page struct {
+	Query      ListQuery
+	TotalCount int
+	TotalPages int
+	HasPrev    bool
+	HasNext    bool
+	OutOfRange bool
+	Results    []Character
+	Version    int64
+}
+
+// NewPage computes the paging facts for q over total rows.
+func NewPage(q ListQuery, total int, results []Character, version int64) Page {
+	pages := 0
+	if total > 0 {
+		pages = (total + q.PageSize - 1) / q.PageSize
+	}
+	// Page 1 of an empty set is in range (it is simply empty); every other
+	// page past the last is not.
+	outOfRange := q.Page > pages && q.Page > 1
+	if results == nil {
+		results = []Character{}
+	}
+	return Page{
+		Query:      q,
+		TotalCount: total,
+		TotalPages: pages,
+		HasPrev:    q.Page > 1 && !outOfRange,
+		HasNext:    q.Page < pages,
+		OutOfRange: outOfRange,
+		Results:    results,
+		Version:    version,
+	}
+}

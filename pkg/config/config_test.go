@@ -1,0 +1,77 @@
+package config
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestReaderDefaultsAndValues(t *testing.T) {
+	r := NewReader(env(map[string]string{"N": "7", "D": "250ms", "B": "true", "U": "http://x:1/api/", "L": "debug", "F": "0.25"}))
+	if got, want := r.Int("N", 1, 1, 10), 7; got != want {
+		t.Errorf("Int = %d, want %d", got, want)
+	}
+	if got, want := r.Int("MISSING", 3, 1, 10), 3; got != want {
+		t.Errorf("Int default = %d, want %d", got, want)
+	}
+	if got, want := r.Duration("D", time.Second, 0, time.Hour), 250*time.Millisecond; got != want {
+		t.Errorf("Duration = %s, want %s", got, want)
+	}
+	if got, want := r.Bool("B", false), true; got != want {
+		t.Errorf("Bool = %v, want %v", got, want)
+	}
+	if got, want := r.URL("U", ""), "http://x:1/api"; got != want {
+		t.Errorf("URL = %q, want %q", got, want)
+	}
+	if got, want := r.LogLevel("L", slog.LevelInfo), slog.LevelDebug; got != want {
+		t.Errorf("LogLevel = %v, want %v", got, want)
+	}
+	if got, want := r.Float("F", 0.5, 0, 1), 0.25; got != want {
+		t.Errorf("Float = %v, want %v", got, want)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatalf("Err = %v", err)
+	}
+}
+
+func TestReaderErrorsNameTheVariable(t *testing.T) {
+	r := NewReader(env(map[string]string{"N": "x", "M": "99", "D": "5 minutes", "U": "ftp://x", "B": "maybe", "L": "loud", "DB": "mysql://x"}))
+	r.Int("N", 1, 1, 10)
+	r.Int("M", 1, 1, 10)
+	r.Duration("D", time.Second, 0, time.Hour)
+	r.URL("U", "")
+	r.Bool("B", false)
+	r.LogLevel("L", slog.LevelInfo)
+	r.Required("REQ")
+	r.DatabaseURL("DB")
+	err := r.Err()
+	if err == nil {
+		t.Fatal("Err = nil, want errors")
+	}
+	for _, name := range []string{"N=", "M=", "D=", "U=", "B=", "L=", "REQ is required", "DB:"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+}
+
+func TestMaskURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://app:s3cret@db:5432/rm?sslmode=disable", "postgres://app:xxxxx@db:5432/rm?sslmode=disable"},
+		{"postgres://app@db/rm", "postgres://app@db/rm"},
+		{"host=db user=app password=s3cret dbname=rm", "host=db user=app password=xxxxx dbname=rm"},
+	}
+	for _, tt := range tests {
+		if got := MaskURL(tt.in); got != tt.want {
+			t.Errorf("MaskURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if strings.Contains(MaskURL(tt.in), "s3cret") {
+			t.Errorf("MaskURL(%q) leaks the password", tt.in)
+		}
+	}
+}
