@@ -4,8 +4,8 @@ package db
 import (
 	"embed"
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"strings"
 

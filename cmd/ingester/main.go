@@ -1,0 +1,218 @@
+// Command ingester keeps the curated characters in Postgres current with the
+// upstream API: `migrate`, `once` or `serve` (the default).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rickmorty/rickmorty/db"
+	"github.com/rickmorty/rickmorty/pkg/ingest"
+	"github.com/rickmorty/rickmorty/pkg/postgres"
+	"github.com/rickmorty/rickmorty/pkg/telemetry"
+	"github.com/rickmorty/rickmorty/pkg/upstream"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the ingest or migration failed; stored data unchanged
+	exitUsage  = 2 // bad command line or configuration
+	exitLocked = 3 // another ingest holds the lock; nothing was written
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: ingester [command]
+
+commands:
+  serve            run an ingest now and then on INGEST_SCHEDULE; serve /metrics,
+                   /healthz and /readyz on METRICS_ADDR (the default command)
+  once [--force]   run one ingest and exit: 0 done, 1 failed, 3 another ingest
+                   holds the lock; --force skips the mass-delete guard
+  migrate          apply the database migrations and exit
+  version          print the version and exit
+
+Configuration comes from the environment; see the README.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "ingester %s (%s)\n", telemetry.Version, telemetry.Commit)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "serve", "once", "migrate":
+	default:
+		fmt.Fprintf(stderr, "ingester: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	force := false
+	if cmd == "once" {
+		fs.BoolVar(&force, "force", false, "apply the crawl even if the mass-delete guard refuses it")
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "ingester %s: unexpected arguments %v\n", cmd, fs.Args())
+		return exitUsage
+	}
+
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "ingester: invalid configuration:\n%v\n", err)
+		return exitUsage
+	}
+	log := telemetry.NewLogger(stderr, cfg.LogLevel, "ingester")
+	log.Info("starting", append([]any{"command", cmd, "version", telemetry.Version, "commit", telemetry.Commit}, cfg.logAttrs()...)...)
+
+	switch cmd {
+	case "migrate":
+		return migrate(cfg, stdout, stderr)
+	case "once":
+		return once(ctx, cfg, log, force, stdout, stderr)
+	default:
+		if err := serve(ctx, cfg, log); err != nil {
+			log.Error("ingester stopped", "err", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+}
+
+func migrate(cfg Config, stdout, stderr io.Writer) int {
+	v, err := db.Migrate(cfg.DatabaseURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "migrate failed: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "migrate ok: schema version %d\n", v)
+	return exitOK
+}
+
+func once(ctx context.Context, cfg Config, log *slog.Logger, force bool, stdout, stderr io.Writer) int {
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: int32(cfg.DBMaxConns), AppName: "rickmorty-ingester-once"})
+	if err != nil {
+		fmt.Fprintf(stderr, "ingest failed: %v\n", err)
+		return exitFailed
+	}
+	defer pool.Close()
+	runner := newRunner(cfg, pool, log, nil)
+	sum, err := runner.Run(ctx, force)
+	switch {
+	case errors.Is(err, ingest.ErrLocked):
+		fmt.Fprintln(stderr, "ingest skipped: another ingest holds the lock; nothing was written")
+		return exitLocked
+	case err != nil:
+		fmt.Fprintf(stderr, "ingest failed: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "ingest ok: %s\n", sum)
+	return exitOK
+}
+
+func newRunner(cfg Config, pool *pgxpool.Pool, log *slog.Logger, reg *prometheus.Registry) *ingest.Runner {
+	var um *upstream.Metrics
+	var im *ingest.Metrics
+	if reg != nil {
+		um = upstream.NewMetrics(reg)
+		im = ingest.NewMetrics(reg)
+	}
+	client := upstream.New(upstream.Config{
+		BaseURL:       cfg.UpstreamURL,
+		Timeout:       cfg.Timeout,
+		Retries:       cfg.Retries,
+		RetryWaitMin:  cfg.RetryWaitMin,
+		RetryWaitMax:  cfg.RetryWaitMax,
+		MaxRetryAfter: cfg.MaxRetryAfter,
+		Concurrency:   cfg.Concurrency,
+		UserAgent:     "rickmorty-ingester/" + telemetry.Version,
+	}, log, um)
+	return ingest.NewRunner(client, postgres.NewIngests(pool), log, im, ingest.Options{
+		MaxDeleteRatio: cfg.MaxDeleteRatio,
+		Timeout:        cfg.RunTimeout,
+	})
+}
+
+func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	schedule, err := ingest.ParseSchedule(cfg.Schedule)
+	if err != nil {
+		return err
+	}
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: int32(cfg.DBMaxConns), AppName: "rickmorty-ingester"})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	reg := telemetry.NewRegistry("ingester")
+	runner := newRunner(cfg, pool, log, reg)
+	if err := runner.Prime(ctx); err != nil {
+		// Not fatal: the database may come up later; the runs will report it.
+		log.Warn("could not read the stored state at start", "err", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           opsHandler(reg, pool),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	log.Info("serving metrics and health", "addr", ln.Addr().String())
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ingest.Serve(ctx, runner, schedule, log)
+	}()
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: cancelling any ingest in flight")
+	case err := <-srvErr:
+		return fmt.Errorf("metrics server: %w", err)
+	}
+	<-done
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("metrics server shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,57 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics describe ingests.
+type Metrics struct {
+	Runs        *prometheus.CounterVec   // by result: success, failed, locked
+	Duration    *prometheus.HistogramVec // by result
+	Rows        *prometheus.CounterVec   // by operation: inserted, updated, deleted
+	Stored      prometheus.Gauge
+	LastSuccess prometheus.Gauge
+	DataVersion prometheus.Gauge
+}
+
+// NewMetrics creates the ingest metrics and registers them on reg (when not nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rickmorty", Subsystem: "ingest", Name: "runs_total",
+			Help: "Ingest runs by result: success, failed, or locked (skipped because another ingest held the lock).",
+		}, []string{"result"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "rickmorty", Subsystem: "ingest", Name: "duration_seconds",
+			Help:    "Wall time of ingest runs that took the lock, by result.",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}, []string{"result"}),
+		Rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rickmorty", Subsystem: "ingest", Name: "rows_total",
+			Help: "Character rows changed by successful ingests, by operation: inserted, updated, deleted.",
+		}, []string{"operation"}),
+		Stored: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "rickmorty", Name: "characters_stored",
+			Help: "Characters in the curated table after the last successful ingest.",
+		}),
+		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "rickmorty", Subsystem: "ingest", Name: "last_success_timestamp_seconds",
+			Help: "Unix time at which the last successful ingest finished (from the database at start).",
+		}),
+		DataVersion: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "rickmorty", Subsystem: "ingest", Name: "data_version",
+			Help: "Data version committed by the last successful ingest of this process.",
+		}),
+	}
+	for _, r := range []string{"success", "failed", "locked"} {
+		m.Runs.WithLabelValues(r)
+	}
+	for _, r := range []string{"success", "failed"} {
+		m.Duration.WithLabelValues(r)
+	}
+	for _, op := range []string{"inserted", "updated", "deleted"} {
+		m.Rows.WithLabelValues(op)
+	}
+	if reg != nil {
+		reg.MustRegister(m.Runs, m.Duration, m.Rows, m.Stored, m.LastSuccess, m.DataVersion)
+	}
+	return m
+}

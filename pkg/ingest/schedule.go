@@ -1,0 +1,70 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// ParseSchedule validates a cron spec: five fields or a descriptor such as
+// "@every 5m" or "@hourly".
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		return nil, fmt.Errorf("invalid cron schedule %q: %w", spec, err)
+	}
+	return s, nil
+}
+
+// Serve runs an ingest right away and then on schedule until ctx ends. A
+// tick that arrives while a run is in flight is skipped; other replicas are
+// kept out by the advisory lock. On return no run is in flight: cancelling
+// ctx cancels (and so rolls back) the current one.
+func Serve(ctx context.Context, r *Runner, schedule cron.Schedule, log *slog.Logger) {
+	c := cron.New(
+		cron.WithLogger(cronLogger{log}),
+		cron.WithChain(cron.SkipIfStillRunning(cronLogger{log})),
+	)
+	c.Schedule(&startNow{next: schedule}, cron.FuncJob(func() {
+		if ctx.Err() != nil {
+			return
+		}
+		// Failures are logged, counted and recorded by Run; the schedule goes on.
+		_, _ = r.Run(ctx, false)
+	}))
+	c.Start()
+	<-ctx.Done()
+	<-c.Stop().Done() // waits for the in-flight run, which ctx has cancelled
+}
+
+// startNow fires once immediately, then follows next.
+type startNow struct {
+	fired atomic.Bool
+	next  cron.Schedule
+}
+
+func (s *startNow) Next(t time.Time) time.Time {
+	if !s.fired.Swap(true) {
+		return t
+	}
+	return s.next.Next(t)
+}
+
+// cronLogger adapts slog to cron's logger.
+type cronLogger struct{ log *slog.Logger }
+
+func (l cronLogger) Info(msg string, kv ...any) {
+	if msg == "skip" {
+		l.log.Warn("ingest tick skipped: the previous run is still in flight")
+		return
+	}
+	l.log.Debug("cron: "+msg, kv...)
+}
+
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.Error("cron: "+msg, append(kv, "err", err)...)
+}

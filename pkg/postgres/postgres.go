@@ -1,0 +1,48 @@
+// Package postgres stores the curated characters: the ingester's sync and
+// lock, and the API's read-only queries.
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// NotifyChannel is the channel the ingester NOTIFYs on commit of a
+// successful ingest; the payload is the new data version in decimal.
+const NotifyChannel = "rickmorty_data_changed"
+
+// PoolConfig tunes a connection pool.
+type PoolConfig struct {
+	MaxConns int32
+	// ReadOnly makes every session default to read-only transactions, so a
+	// bug in the API cannot write even with a privileged role.
+	ReadOnly bool
+	// AppName shows in pg_stat_activity.
+	AppName string
+}
+
+// OpenPool parses databaseURL, applies cfg and returns a pool. It does not
+// wait for the database: callers ping when they need it up.
+func OpenPool(ctx context.Context, databaseURL string, cfg PoolConfig) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	rp := pc.ConnConfig.RuntimeParams
+	if cfg.AppName != "" {
+		rp["application_name"] = cfg.AppName
+	}
+	if cfg.ReadOnly {
+		rp["default_transaction_read_only"] = "on"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	return pool, nil
+}

@@ -1,0 +1,274 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rickmorty/rickmorty/pkg/character"
+)
+
+// ingestLockKey is the advisory lock every ingester and manual Job contends
+// for; only its holder crawls and writes.
+const ingestLockKey int64 = 0x726d_696e_6765_7374 // "rmingest"
+
+// ErrLocked means another ingest holds the lock; nothing was written.
+var ErrLocked = errors.New("another ingest is running (advisory lock held)")
+
+// ErrGuard means the sync would have deleted too much and was refused.
+var ErrGuard = errors.New("mass-delete guard refused the sync")
+
+// Ingests writes the curated set on behalf of the ingester.
+type Ingests struct {
+	pool *pgxpool.Pool
+}
+
+// NewIngests returns the ingester's writer over pool.
+func NewIngests(pool *pgxpool.Pool) *Ingests { return &Ingests{pool: pool} }
+
+// Lock is a held ingest lock, pinned to one session.
+type Lock struct {
+	conn *pgxpool.Conn
+}
+
+// TryLock takes the ingest lock without waiting, or returns ErrLocked.
+func (s *Ingests) TryLock(ctx context.Context) (*Lock, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire connection: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", ingestLockKey).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("take ingest lock: %w", err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, ErrLocked
+	}
+	return &Lock{conn: conn}, nil
+}
+
+// Release gives the lock back. If the unlock cannot be confirmed the session
+// is closed, which releases the lock in Postgres all the same.
+func (l *Lock) Release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var released bool
+	if err := l.conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1)", ingestLockKey).Scan(&released); err != nil || !released {
+		c := l.conn.Hijack()
+		_ = c.Close(ctx)
+		return
+	}
+	l.conn.Release()
+}
+
+// Run counts what one ingest did.
+type Run struct {
+	ID          int64
+	Pages       int
+	Fetched     int
+	Kept        int
+	Inserted    int
+	Updated     int
+	Deleted     int
+	Stored      int   // rows in the table after the sync
+	DataVersion int64 // the version the sync committed
+}
+
+// StartRun records a run in progress. Runs left 'running' by a process that
+// died are marked 'abandoned' first: the caller holds the lock, so nobody
+// else can be running.
+func (l *Lock) StartRun(ctx context.Context) (int64, error) {
+	if _, err := l.conn.Exec(ctx,
+		"UPDATE ingest_runs SET result = 'abandoned', finished_at = now(), error = 'process ended before the run finished' WHERE result = 'running'"); err != nil {
+		return 0, fmt.Errorf("close abandoned runs: %w", err)
+	}
+	var id int64
+	if err := l.conn.QueryRow(ctx, "INSERT INTO ingest_runs DEFAULT VALUES RETURNING id").Scan(&id); err != nil {
+		return 0, fmt.Errorf("record run start: %w", err)
+	}
+	return id, nil
+}
+
+// FailRun records why run failed. It uses a fresh connection and context
+// because the run's own may be what failed.
+func (s *Ingests) FailRun(run Run, cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `
+		UPDATE ingest_runs
+		SET result = 'failed', finished_at = now(), error = $2,
+		    pages = $3, fetched = $4, kept = $5
+		WHERE id = $1`,
+		run.ID, cause.Error(), run.Pages, run.Fetched, run.Kept)
+	if err != nil {
+		return fmt.Errorf("record failed run: %w", err)
+	}
+	return nil
+}
+
+// SyncOptions guards a sync against a bad upstream day.
+type SyncOptions struct {
+	// MaxDeleteRatio refuses a sync that would delete more than this share
+	// of the stored rows (0.5 = half).
+	MaxDeleteRatio float64
+	// Force skips the guards.
+	Force bool
+}
+
+var stagingColumns = []string{
+	"id", "name", "status", "species", "type", "gender", "origin_name", "origin_url",
+	"location_name", "location_url", "image", "episode", "url", "created",
+}
+
+// Sync makes the characters table hold exactly chars, in one transaction on
+// the locked session: COPY into a staging table, delete what is gone, upsert
+// what is new or changed (unchanged rows are not rewritten), bump the data
+// version, mark the run a success and NOTIFY, all visible only on commit.
+func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, opts SyncOptions) (Run, error) {
+	tx, err := l.conn.Begin(ctx)
+	if err != nil {
+		return run, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // no-op after commit; a failed rollback closes the session
+
+	if _, err := tx.Exec(ctx, `
+		CREATE TEMP TABLE staging_characters
+		(LIKE characters INCLUDING DEFAULTS, PRIMARY KEY (id))
+		ON COMMIT DROP`); err != nil {
+		return run, fmt.Errorf("create staging table: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging_characters"}, stagingColumns, rows(chars)); err != nil {
+		return run, fmt.Errorf("copy into staging: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "ANALYZE staging_characters"); err != nil {
+		return run, fmt.Errorf("analyze staging: %w", err)
+	}
+
+	var stored, gone int
+	if err := tx.QueryRow(ctx, `
+		SELECT count(*),
+		       count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM staging_characters s WHERE s.id = c.id))
+		FROM characters c`).Scan(&stored, &gone); err != nil {
+		return run, fmt.Errorf("count stored rows: %w", err)
+	}
+	if err := guard(stored, gone, len(chars), opts); err != nil {
+		return run, err
+	}
+
+	tag, err := tx.Exec(ctx, `
+		DELETE FROM characters c
+		WHERE NOT EXISTS (SELECT 1 FROM staging_characters s WHERE s.id = c.id)`)
+	if err != nil {
+		return run, fmt.Errorf("delete gone rows: %w", err)
+	}
+	run.Deleted = int(tag.RowsAffected())
+
+	// xmax = 0 tells a fresh insert from an update; the WHERE skips rows
+	// whose content is unchanged so they keep their tuple and synced_at.
+	if err := tx.QueryRow(ctx, `
+		WITH merged AS (
+			INSERT INTO characters AS c (`+columnList+`)
+			SELECT `+columnList+` FROM staging_characters
+			ON CONFLICT (id) DO UPDATE SET
+				name = EXCLUDED.name, status = EXCLUDED.status, species = EXCLUDED.species,
+				type = EXCLUDED.type, gender = EXCLUDED.gender,
+				origin_name = EXCLUDED.origin_name, origin_url = EXCLUDED.origin_url,
+				location_name = EXCLUDED.location_name, location_url = EXCLUDED.location_url,
+				image = EXCLUDED.image, episode = EXCLUDED.episode, url = EXCLUDED.url,
+				created = EXCLUDED.created, synced_at = now()
+			WHERE (c.name, c.status, c.species, c.type, c.gender, c.origin_name, c.origin_url,
+			       c.location_name, c.location_url, c.image, c.episode, c.url, c.created)
+			      IS DISTINCT FROM
+			      (EXCLUDED.name, EXCLUDED.status, EXCLUDED.species, EXCLUDED.type, EXCLUDED.gender,
+			       EXCLUDED.origin_name, EXCLUDED.origin_url, EXCLUDED.location_name, EXCLUDED.location_url,
+			       EXCLUDED.image, EXCLUDED.episode, EXCLUDED.url, EXCLUDED.created)
+			RETURNING (xmax = 0) AS inserted
+		)
+		SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged`,
+	).Scan(&run.Inserted, &run.Updated); err != nil {
+		return run, fmt.Errorf("merge staging: %w", err)
+	}
+	run.Stored = stored - run.Deleted + run.Inserted
+
+	if err := tx.QueryRow(ctx,
+		"UPDATE data_version SET version = version + 1, updated_at = now() RETURNING version",
+	).Scan(&run.DataVersion); err != nil {
+		return run, fmt.Errorf("bump data version: %w", err)
+	}
+	// Queued in the transaction, delivered only if it commits.
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(run.DataVersion, 10)); err != nil {
+		return run, fmt.Errorf("notify: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE ingest_runs
+		SET result = 'success', finished_at = now(), pages = $2, fetched = $3, kept = $4,
+		    inserted = $5, updated = $6, deleted = $7, data_version = $8
+		WHERE id = $1`,
+		run.ID, run.Pages, run.Fetched, run.Kept, run.Inserted, run.Updated, run.Deleted, run.DataVersion); err != nil {
+		return run, fmt.Errorf("record run: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return run, fmt.Errorf("commit: %w", err)
+	}
+	return run, nil
+}
+
+const columnList = "id, name, status, species, type, gender, origin_name, origin_url, location_name, location_url, image, episode, url, created"
+
+func guard(stored, gone, incoming int, opts SyncOptions) error {
+	if opts.Force || stored == 0 {
+		return nil
+	}
+	if incoming == 0 {
+		return fmt.Errorf("%w: the crawl kept no characters but %d are stored; run with --force if the upstream really is empty", ErrGuard, stored)
+	}
+	if float64(gone) > opts.MaxDeleteRatio*float64(stored) {
+		return fmt.Errorf("%w: it would delete %d of %d stored characters (%.0f%%, limit %.0f%%); run with --force if this is real",
+			ErrGuard, gone, stored, 100*float64(gone)/float64(stored), 100*opts.MaxDeleteRatio)
+	}
+	return nil
+}
+
+func rows(chars []character.Character) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(chars), func(i int) ([]any, error) {
+		c := chars[i]
+		episode := c.Episode
+		if episode == nil {
+			episode = []string{}
+		}
+		return []any{
+			c.ID, c.Name, c.Status, c.Species, c.Type, c.Gender, c.OriginName, c.OriginURL,
+			c.LocationName, c.LocationURL, c.Image, episode, c.URL, c.Created,
+		}, nil
+	})
+}
+
+// Snapshot is what the ingester reports at start: rows stored and when the
+// last success finished (zero if never).
+type Snapshot struct {
+	Stored      int
+	LastSuccess time.Time
+}
+
+// Snapshot reads the current stored count and last successful ingest.
+func (s *Ingests) Snapshot(ctx context.Context) (Snapshot, error) {
+	var snap Snapshot
+	var last *time.Time
+	err := s.pool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM characters),
+		       (SELECT max(finished_at) FROM ingest_runs WHERE result = 'success')`).Scan(&snap.Stored, &last)
+	if err != nil {
+		return snap, fmt.Errorf("read snapshot: %w", err)
+	}
+	if last != nil {
+		snap.LastSuccess = *last
+	}
+	return snap, nil
+}
