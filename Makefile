@@ -42,10 +42,19 @@ migrate: build ## apply the migrations to DATABASE_URL
 	@test -n "$${DATABASE_URL:-}" || { echo "set DATABASE_URL"; exit 2; }
 	$(BIN)/ingester migrate
 
-.PHONY: ingest
-ingest: build ## run one ingest now against DATABASE_URL (manual re-ingest)
-	@test -n "$${DATABASE_URL:-}" || { echo "set DATABASE_URL"; exit 2; }
+.PHONY: reingest
+reingest: build ## run one ingest now (manual re-ingest): against the running demo, or DATABASE_URL/UPSTREAM_URL
+	@if [ -z "$${DATABASE_URL:-}" ] && [ -f .run/env ]; then set -a; . .run/env; set +a; fi; \
+	test -n "$${DATABASE_URL:-}" || { echo "set DATABASE_URL (or start make demo)"; exit 2; }; \
 	$(BIN)/ingester once
+
+.PHONY: demo
+demo: ## run the whole system locally, offline (fake upstream); Ctrl-C stops it
+	scripts/demo.sh
+
+.PHONY: run
+run: ## run the whole system locally against the real upstream (UPSTREAM_URL)
+	scripts/demo.sh --real
 
 .PHONY: bench
 bench: ## Go benchmarks (sync throughput, crawl wall time)

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/rickmorty/rickmorty/pkg/pgtest"
 	"github.com/rickmorty/rickmorty/pkg/postgres"
+	"github.com/rickmorty/rickmorty/pkg/upstream"
 	"github.com/rickmorty/rickmorty/pkg/upstream/fake"
 )
 
@@ -269,5 +272,42 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 15s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkOnce42Pages times `ingester once` (in process, fresh database
+// each time) against the fake upstream with 42 pages and 100ms latency per
+// page. The target is 1.5x of ceil(42/concurrency) x 100ms; see
+// docs/benchmarks.md.
+func BenchmarkOnce42Pages(b *testing.B) {
+	base := fake.Dataset()
+	chars := make([]upstream.Character, 826)
+	for i := range chars {
+		chars[i] = base[i%len(base)]
+		chars[i].ID = i + 1
+	}
+	f := fake.New(chars)
+	f.SetFaults(fake.Faults{Latency: 100 * time.Millisecond})
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	for _, c := range []int{4, 8} {
+		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
+			limit := time.Duration((42+c-1)/c) * 100 * time.Millisecond
+			var total time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				env := map[string]string{"DATABASE_URL": pgtest.New(b), "UPSTREAM_URL": srv.URL + "/api",
+					"UPSTREAM_CONCURRENCY": strconv.Itoa(c), "LOG_LEVEL": "error"}
+				b.StartTimer()
+				start := time.Now()
+				if code := run(context.Background(), []string{"once"}, envOf(env), io.Discard, io.Discard); code != exitOK {
+					b.Fatalf("once exited %d", code)
+				}
+				total += time.Since(start)
+			}
+			wall := total / time.Duration(b.N)
+			b.ReportMetric(wall.Seconds(), "wall-s")
+			b.ReportMetric(float64(wall)/float64(limit), "x-limit")
+		})
 	}
 }
