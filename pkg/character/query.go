@@ -129,7 +129,7 @@ func ParseListQuery(v url.Values) (ListQuery, error) {
 		case "page":
 			n, ok := parseInt(s)
 			if !ok || n < 1 || n > MaxPage {
-				return ListQuery{}, Invalid(name, "parameter \"page\" must be an integer between 1 and %d", MaxPage)
+				return ListQuery{}, Invalid(name, "parameter \"page\" must be a positive integer")
 			}
 			q.Page = n
 		case "page_size":

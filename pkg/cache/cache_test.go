@@ -1,0 +1,234 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rickmorty/rickmorty/pkg/cache"
+)
+
+func fillWith(v string, calls *atomic.Int64) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) {
+		calls.Add(1)
+		return v, nil
+	}
+}
+
+func TestHitAfterMiss(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := cache.New[string](cache.Config{TTL: time.Hour, MaxEntries: 10}, reg)
+	var calls atomic.Int64
+	for range 3 {
+		v, err := c.Get(context.Background(), "k", fillWith("v", &calls))
+		if err != nil || v != "v" {
+			t.Fatalf("Get = %q, %v", v, err)
+		}
+	}
+	if got, want := calls.Load(), int64(1); got != want {
+		t.Errorf("fills = %d, want %d", got, want)
+	}
+	if got, want := metricValue(t, reg, "rickmorty_cache_hits_total"), 2.0; got != want {
+		t.Errorf("hits = %v, want %v", got, want)
+	}
+	if got, want := metricValue(t, reg, "rickmorty_cache_misses_total"), 1.0; got != want {
+		t.Errorf("misses = %v, want %v", got, want)
+	}
+}
+
+func TestErrorsAreNotCached(t *testing.T) {
+	c := cache.New[string](cache.Config{TTL: time.Hour, MaxEntries: 10}, nil)
+	boom := errors.New("boom")
+	if _, err := c.Get(context.Background(), "k", func(context.Context) (string, error) { return "", boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want boom", err)
+	}
+	var calls atomic.Int64
+	if v, _ := c.Get(context.Background(), "k", fillWith("v", &calls)); v != "v" || calls.Load() != 1 {
+		t.Errorf("after an error: %q with %d fills, want a fresh fill", v, calls.Load())
+	}
+}
+
+func TestEntriesAreBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	const max = 50
+	c := cache.New[string](cache.Config{TTL: time.Hour, MaxEntries: max}, reg)
+	var calls atomic.Int64
+	for i := range 10 * max {
+		if _, err := c.Get(context.Background(), strconv.Itoa(i), fillWith("v", &calls)); err != nil {
+			t.Fatal(err)
+		}
+		if c.Len() > max {
+			t.Fatalf("after %d keys the cache holds %d entries, bound is %d", i+1, c.Len(), max)
+		}
+	}
+	if got, want := metricValue(t, reg, "rickmorty_cache_evictions_total"), float64(9*max); got != want {
+		t.Errorf("evictions = %v, want %v", got, want)
+	}
+	// The newest keys survive; the oldest went first.
+	if _, ok := c.Peek(strconv.Itoa(10*max - 1)); !ok {
+		t.Error("newest key was evicted")
+	}
+	if _, ok := c.Peek("0"); ok {
+		t.Error("oldest key survived")
+	}
+}
+
+func TestEntriesExpire(t *testing.T) {
+	c := cache.New[string](cache.Config{TTL: 20 * time.Millisecond, MaxEntries: 10}, nil)
+	var calls atomic.Int64
+	c.Get(context.Background(), "k", fillWith("v", &calls)) //nolint:errcheck // fill cannot fail
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok := c.Peek("k"); !ok {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Error("entry never expired")
+}
+
+func TestConcurrentMissesShareOneFill(t *testing.T) {
+	c := cache.New[string](cache.Config{TTL: time.Hour, MaxEntries: 10}, nil)
+	var calls atomic.Int64
+	release := make(chan struct{})
+	fill := func(context.Context) (string, error) {
+		calls.Add(1)
+		<-release
+		return "v", nil
+	}
+	var wg sync.WaitGroup
+	var started sync.WaitGroup
+	for range 100 {
+		started.Add(1)
+		wg.Go(func() {
+			started.Done()
+			if v, err := c.Get(context.Background(), "k", fill); err != nil || v != "v" {
+				t.Errorf("Get = %q, %v", v, err)
+			}
+		})
+	}
+	started.Wait()
+	time.Sleep(20 * time.Millisecond) // let the goroutines reach the flight
+	close(release)
+	wg.Wait()
+	if got, want := calls.Load(), int64(1); got != want {
+		t.Errorf("fills = %d, want %d", got, want)
+	}
+}
+
+func TestFillStartedBeforeFlushIsNotStored(t *testing.T) {
+	c := cache.New[string](cache.Config{TTL: time.Hour, MaxEntries: 10}, nil)
+	inFill := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan string)
+	go func() {
+		v, _ := c.Get(context.Background(), "k", func(context.Context) (string, error) {
+			close(inFill)
+			<-release
+			return "old", nil
+		})
+		done <- v
+	}()
+	<-inFill
+	c.Flush() // the data changed while the fill was reading
+
+	// A request after the flush must not join the old fill.
+	var calls atomic.Int64
+	if v, err := c.Get(context.Background(), "k", fillWith("new", &calls)); err != nil || v != "new" {
+		t.Errorf("Get after flush = %q, %v; want new", v, err)
+	}
+	close(release)
+	if got := <-done; got != "old" {
+		t.Errorf("the old fill's own caller got %q", got)
+	}
+	if v, ok := c.Peek("k"); !ok || v != "new" {
+		t.Errorf("cached value = %q (present %v), want new: the stale fill was stored", v, ok)
+	}
+}
+
+func TestCallerCanStopWaiting(t *testing.T) {
+	c := cache.New[string](cache.Config{TTL: time.Hour, MaxEntries: 10}, nil)
+	release := make(chan struct{})
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := c.Get(ctx, "k", func(context.Context) (string, error) {
+		<-release
+		return "v", nil
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want deadline exceeded", err)
+	}
+}
+
+func TestDisabledCacheAlwaysFills(t *testing.T) {
+	c := cache.New[string](cache.Config{TTL: 0}, nil)
+	var calls atomic.Int64
+	for range 3 {
+		c.Get(context.Background(), "k", fillWith("v", &calls)) //nolint:errcheck // fill cannot fail
+	}
+	if got, want := calls.Load(), int64(3); got != want {
+		t.Errorf("fills = %d, want %d", got, want)
+	}
+	if c.Enabled() || c.Len() != 0 {
+		t.Error("a disabled cache holds entries")
+	}
+}
+
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+type versioned struct{ v int64 }
+
+func (x *versioned) DataVersion() int64 { return x.v }
+
+func TestInvalidateDropsOnlyOlderVersions(t *testing.T) {
+	c := cache.New[*versioned](cache.Config{TTL: time.Hour, MaxEntries: 10}, nil)
+	get := func(key string, v int64) *versioned {
+		got, err := c.Get(context.Background(), key, func(context.Context) (*versioned, error) { return &versioned{v}, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	get("old", 1)
+	get("new", 2) // read just after the commit of version 2, before its notification
+	c.Invalidate(2)
+	if _, ok := c.Peek("old"); ok {
+		t.Error("a version-1 value survived the announcement of version 2")
+	}
+	if _, ok := c.Peek("new"); !ok {
+		t.Error("a version-2 value was dropped by the announcement of version 2")
+	}
+	// A fill that read the old version (it began before the commit) is
+	// served to its caller but not stored.
+	if got := get("late", 1); got.v != 1 {
+		t.Fatalf("got %d", got.v)
+	}
+	if _, ok := c.Peek("late"); ok {
+		t.Error("a fill that read a superseded version was stored")
+	}
+	// A fill that sees a newer version retires older values at once.
+	get("newer", 3)
+	if _, ok := c.Peek("new"); ok {
+		t.Error("a version-2 value survived a fill that read version 3")
+	}
+}

@@ -1,0 +1,299 @@
+package httpapi
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/rickmorty/rickmorty/pkg/character"
+)
+
+// entry is a rendered response as the cache keeps it: the body is encoded
+// once per data version and header values are prebuilt, so a hit allocates
+// next to nothing.
+type entry struct {
+	version  int64 // the data version the response was read at
+	notFound bool  // a cached 404 for an item: absent ids are cheap too
+	id       int
+	etag     []string
+	link     []string
+	body     []byte
+}
+
+// DataVersion lets the cache drop exactly the responses a new data version
+// makes stale.
+func (e *entry) DataVersion() int64 { return e.version }
+
+// characterJSON is the public representation of a character.
+type characterJSON struct {
+	ID       int    `json:"id"`
+	Name     string `json:"name"`
+	Status   string `json:"status"`
+	Species  string `json:"species"`
+	Type     string `json:"type"`
+	Gender   string `json:"gender"`
+	Origin   string `json:"origin"`
+	Location string `json:"location"`
+	Image    string `json:"image"`
+	URL      string `json:"url"`
+	Created  string `json:"created"`
+}
+
+func toJSON(c character.Character) characterJSON {
+	return characterJSON{
+		ID: c.ID, Name: c.Name, Status: c.Status, Species: c.Species, Type: c.Type, Gender: c.Gender,
+		Origin: c.OriginName, Location: c.LocationName, Image: c.Image, URL: c.URL,
+		// The upstream's own format: UTC with milliseconds.
+		Created: c.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+	}
+}
+
+type pageJSON struct {
+	Page       int             `json:"page"`
+	PageSize   int             `json:"page_size"`
+	TotalCount int             `json:"total_count"`
+	TotalPages int             `json:"total_pages"`
+	HasPrev    bool            `json:"has_prev"`
+	HasNext    bool            `json:"has_next"`
+	OutOfRange bool            `json:"out_of_range"`
+	Results    []characterJSON `json:"results"`
+}
+
+// etag changes exactly when the data version does: every ingest bumps it
+// in the same transaction as the data.
+func etag(version int64) []string {
+	return []string{`"v` + strconv.FormatInt(version, 10) + `"`}
+}
+
+func renderPage(p character.Page) (*entry, error) {
+	out := pageJSON{
+		Page: p.Query.Page, PageSize: p.Query.PageSize, TotalCount: p.TotalCount, TotalPages: p.TotalPages,
+		HasPrev: p.HasPrev, HasNext: p.HasNext, OutOfRange: p.OutOfRange,
+		Results: make([]characterJSON, len(p.Results)),
+	}
+	for i, c := range p.Results {
+		out.Results[i] = toJSON(c)
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	var links []string
+	if p.HasPrev {
+		links = append(links, linkTo(p.Query.WithPage(p.Query.Page-1), "prev"))
+	}
+	if p.HasNext {
+		links = append(links, linkTo(p.Query.WithPage(p.Query.Page+1), "next"))
+	}
+	if p.TotalPages > 0 {
+		links = append(links, linkTo(p.Query.WithPage(1), "first"), linkTo(p.Query.WithPage(p.TotalPages), "last"))
+	}
+	e := &entry{version: p.Version, etag: etag(p.Version), body: body}
+	if len(links) > 0 {
+		e.link = []string{strings.Join(links, ", ")}
+	}
+	return e, nil
+}
+
+func linkTo(q character.ListQuery, rel string) string {
+	return `<` + routeCharacters + `?` + q.Key() + `>; rel="` + rel + `"`
+}
+
+func (s *Server) handleList() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		vals, err := url.ParseQuery(c.Request().URL.RawQuery)
+		if err != nil {
+			return character.Invalid("query", "the query string is not valid URL encoding")
+		}
+		q, err := character.ParseListQuery(vals)
+		if err != nil {
+			return err
+		}
+		key := "list " + q.Key()
+		if e, ok := s.cache.Lookup(key); ok {
+			return s.serve(c, e)
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		e, err := s.cache.Get(ctx, key, func(ctx context.Context) (*entry, error) {
+			p, err := s.store.List(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			return renderPage(p)
+		})
+		if err != nil {
+			return err
+		}
+		return s.serve(c, e)
+	}
+}
+
+func (s *Server) handleGet() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		raw := c.Param("id")
+		if strings.Contains(raw, "/") {
+			// Echo's router lets a trailing parameter swallow further
+			// segments; no such sub-resource exists.
+			return echo.ErrNotFound
+		}
+		id, err := character.ParseID(raw)
+		if err != nil {
+			return err
+		}
+		key := "item " + strconv.Itoa(id)
+		if e, ok := s.cache.Lookup(key); ok {
+			return s.serve(c, e)
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		e, err := s.cache.Get(ctx, key, func(ctx context.Context) (*entry, error) {
+			ch, version, err := s.store.Get(ctx, id)
+			if character.ErrorCode(err) == character.ENOTFOUND {
+				return &entry{version: version, notFound: true, id: id}, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			body, err := json.Marshal(toJSON(ch))
+			if err != nil {
+				return nil, err
+			}
+			return &entry{version: version, etag: etag(version), body: body}, nil
+		})
+		if err != nil {
+			return err
+		}
+		return s.serve(c, e)
+	}
+}
+
+// serve writes a cached entry, answering 304 when the client already has it.
+func (s *Server) serve(c echo.Context, e *entry) error {
+	if e.notFound {
+		return character.Errorf(character.ENOTFOUND, "character %d not found", e.id)
+	}
+	h := c.Response().Header()
+	h["Etag"] = e.etag
+	h["Cache-Control"] = cacheControl
+	if e.link != nil {
+		h["Link"] = e.link
+	}
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, e.etag[0]) {
+		c.Response().WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	h["Content-Type"] = contentTypeJSON
+	c.Response().WriteHeader(http.StatusOK)
+	_, err := c.Response().Write(e.body)
+	return err
+}
+
+var (
+	// Clients may keep responses but must revalidate: the data changes
+	// whenever an ingest lands, which only the ETag tells.
+	cacheControl    = []string{"no-cache"}
+	contentTypeJSON = []string{"application/json"}
+)
+
+// etagMatches implements If-None-Match's weak comparison against tag.
+func etagMatches(header, tag string) bool {
+	for part := range strings.SplitSeq(header, ",") {
+		part = strings.TrimSpace(part)
+		if part == "*" || strings.TrimPrefix(part, "W/") == tag {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) handleHealthz() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+func (s *Server) handleReadyz() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		switch {
+		case s.draining.Load():
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		case !s.ready.Load():
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+type healthJSON struct {
+	Status            string   `json:"status"`
+	DBOK              bool     `json:"db_ok"`
+	CharacterCount    *int     `json:"character_count"`
+	DataVersion       *int64   `json:"data_version"`
+	LastRefreshAt     *string  `json:"last_refresh_at"`
+	LastRefreshAge    *float64 `json:"last_refresh_age"`
+	ListenerConnected bool     `json:"listener_connected"`
+	CacheEntries      int      `json:"cache_entries"`
+	Problems          []string `json:"problems"`
+}
+
+// handleHealthcheck is the deep check for people and external probes. It
+// always asks the database (never the cache) and never the upstream.
+func (s *Server) handleHealthcheck() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), min(2*time.Second, s.cfg.RequestTimeout))
+		defer cancel()
+		out := healthJSON{
+			Status:            "ok",
+			ListenerConnected: s.listener.Connected(),
+			CacheEntries:      s.cache.Len(),
+			Problems:          []string{},
+		}
+		st, err := s.store.Stats(ctx)
+		if err != nil {
+			s.log.Warn("health check: database", "err", err)
+			out.Problems = append(out.Problems, "database unreachable")
+		} else {
+			out.DBOK = true
+			out.CharacterCount = &st.CharacterCount
+			out.DataVersion = &st.DataVersion
+			if !st.LastSuccess.IsZero() {
+				at := st.LastSuccess.UTC().Format(time.RFC3339)
+				age := math.Round(st.LastSuccessAge.Seconds()*1000) / 1000
+				out.LastRefreshAt, out.LastRefreshAge = &at, &age
+				if s.cfg.MaxRefreshAge > 0 && st.LastSuccessAge > s.cfg.MaxRefreshAge {
+					out.Problems = append(out.Problems, "last successful ingest is older than "+s.cfg.MaxRefreshAge.String())
+				}
+			} else if s.cfg.MaxRefreshAge > 0 {
+				out.Problems = append(out.Problems, "no successful ingest yet")
+			}
+		}
+		if !out.ListenerConnected {
+			out.Problems = append(out.Problems, "change listener disconnected")
+		}
+		status := http.StatusOK
+		if len(out.Problems) > 0 {
+			out.Status = "degraded"
+			status = http.StatusServiceUnavailable
+		}
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.JSON(status, out)
+	}
+}
+
+//go:embed openapi.json
+var openAPI []byte
+
+func (s *Server) handleOpenAPI() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/json", openAPI)
+	}
+}

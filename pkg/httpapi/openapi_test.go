@@ -1,0 +1,121 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/rickmorty/rickmorty/pkg/httpapi"
+)
+
+func loadSpec(t *testing.T, e *env) (*openapi3.T, routers.Router) {
+	t.Helper()
+	r := e.get("/openapi.json")
+	if r.status != http.StatusOK {
+		t.Fatalf("openapi.json: %d", r.status)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(r.body)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("the document is not valid OpenAPI 3: %v", err)
+	}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc, router
+}
+
+func TestOpenAPIDocumentIsValidAndCoversEveryRoute(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	doc, _ := loadSpec(t, e)
+	for _, path := range []string{"/characters", "/characters/{id}", "/healthz", "/readyz", "/healthcheck", "/metrics", "/openapi.json"} {
+		if doc.Paths.Find(path) == nil {
+			t.Errorf("the document lacks %s", path)
+		}
+	}
+}
+
+func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{seed: 12, viaProxy: true, cfg: httpapi.Config{
+		RateLimit: 0.001, RateBurst: 5,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	}})
+	_, router := loadSpec(t, e)
+	tag := e.get("/characters").header.Get("ETag")
+
+	clients := 0
+	check := func(path string, header map[string]string, wantStatus int) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, e.base+path, nil)
+		clients++ // a fresh client per check, so only the last one is limited
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("192.0.2.%d", clients))
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != wantStatus {
+			t.Fatalf("%s: status %d, want %d: %s", path, resp.StatusCode, wantStatus, body)
+		}
+		route, params, err := router.FindRoute(req)
+		if err != nil {
+			t.Fatalf("%s: not in the document: %v", path, err)
+		}
+		in := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+			Status:                 resp.StatusCode,
+			Header:                 resp.Header,
+			Body:                   io.NopCloser(bytes.NewReader(body)),
+			Options:                &openapi3filter.Options{IncludeResponseStatus: true},
+		}
+		if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+			t.Errorf("%s %d does not match the document: %v", path, resp.StatusCode, err)
+		}
+	}
+
+	check("/characters", nil, 200)
+	check("/characters?sort=name&order=desc&page=2&page_size=5", nil, 200)
+	check("/characters?page=40", nil, 200)
+	check("/characters", map[string]string{"If-None-Match": tag}, 304)
+	check("/characters?page=0", nil, 422)
+	check("/characters/3", nil, 200)
+	check("/characters/3", map[string]string{"If-None-Match": tag}, 304)
+	check("/characters/999", nil, 404)
+	check("/characters/abc", nil, 422)
+	check("/healthz", nil, 200)
+	check("/readyz", nil, 200)
+	check("/healthcheck", nil, 200)
+	e.listener.connected.Store(false)
+	check("/healthcheck", nil, 503)
+	e.listener.connected.Store(true)
+	check("/openapi.json", nil, 200)
+	check("/metrics", nil, 200)
+
+	e.proxy.Down()
+	check("/characters?page_size=9", nil, 503)
+	e.proxy.Up()
+
+	limited := map[string]string{"X-Forwarded-For": "198.51.100.1"}
+	for range 5 { // empty that client's bucket
+		e.do(http.MethodGet, "/characters", limited)
+	}
+	check("/characters", limited, 429)
+}

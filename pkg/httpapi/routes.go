@@ -1,0 +1,63 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/rickmorty/rickmorty/pkg/telemetry"
+)
+
+// Route patterns, also used as the metrics' route label.
+const (
+	routeCharacters  = "/characters"
+	routeCharacter   = "/characters/:id"
+	routeHealthz     = "/healthz"
+	routeReadyz      = "/readyz"
+	routeHealthcheck = "/healthcheck"
+	routeMetrics     = "/metrics"
+	routeOpenAPI     = "/openapi.json"
+)
+
+// routes registers every route and the middleware chain. Order matters:
+// observe is outermost so it sees the final status of everything inside,
+// including recovered panics and errors rendered as problems.
+func (s *Server) routes() {
+	e := s.echo
+	e.Use(
+		s.observe,
+		middleware.RecoverWithConfig(middleware.RecoverConfig{
+			DisableStackAll:   true,
+			DisablePrintStack: true,
+			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+				s.log.Error("panic serving request", "err", err, "route", c.Path(), "stack", string(stack))
+				return err
+			},
+		}),
+		s.rateLimit,
+		middleware.BodyLimit(bodyLimitString(s.cfg.BodyLimit)),
+	)
+	// Request timeouts are applied where work can block (a cache miss going
+	// to the database, the health check), not here: a cache hit never
+	// waits, and a timer per request would tax the hot path.
+
+	get := []string{http.MethodGet, http.MethodHead}
+	e.Match(get, routeCharacters, s.handleList())
+	e.Match(get, routeCharacter, s.handleGet())
+	e.Match(get, routeHealthz, s.handleHealthz())
+	e.Match(get, routeReadyz, s.handleReadyz())
+	e.Match(get, routeHealthcheck, s.handleHealthcheck())
+	e.Match(get, routeMetrics, echo.WrapHandler(telemetry.MetricsHandler(s.registry)))
+	e.Match(get, routeOpenAPI, s.handleOpenAPI())
+}
+
+// knownRoutes bounds the route label's values.
+var knownRoutes = map[string]bool{
+	routeCharacters: true, routeCharacter: true, routeHealthz: true, routeReadyz: true,
+	routeHealthcheck: true, routeMetrics: true, routeOpenAPI: true,
+}
+
+// unlimitedRoutes are exempt from rate limiting: probes and scrapers come
+// from few addresses at a steady rate and must never be refused.
+var unlimitedRoutes = map[string]bool{routeHealthz: true, routeReadyz: true, routeMetrics: true}

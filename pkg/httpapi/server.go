@@ -1,0 +1,145 @@
+// Package httpapi serves the read-only character API over HTTP.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rickmorty/rickmorty/pkg/cache"
+	"github.com/rickmorty/rickmorty/pkg/character"
+	"github.com/rickmorty/rickmorty/pkg/postgres"
+)
+
+// Store is what the API reads from; *postgres.Store implements it.
+type Store interface {
+	List(ctx context.Context, q character.ListQuery) (character.Page, error)
+	Get(ctx context.Context, id int) (character.Character, int64, error)
+	Stats(ctx context.Context) (postgres.Stats, error)
+}
+
+// Cache holds rendered responses, so a hit costs no encoding at all.
+type Cache = cache.Cache[*entry]
+
+// NewCache returns the response cache, registering its metrics with reg.
+func NewCache(cfg cache.Config, reg prometheus.Registerer) *Cache {
+	return cache.New[*entry](cfg, reg)
+}
+
+// Config holds the HTTP-level settings.
+type Config struct {
+	// RequestTimeout bounds the work done for one request.
+	RequestTimeout time.Duration
+	// BodyLimit is the largest request body accepted, in bytes. The API
+	// reads no bodies, so this only refuses abuse early.
+	BodyLimit int64
+	// RateLimit is the sustained requests per second allowed per client
+	// IP; 0 turns rate limiting off. RateBurst is the bucket size.
+	RateLimit float64
+	RateBurst int
+	// RateMaxClients bounds the limiter's memory: beyond it, idle then
+	// arbitrary clients are forgotten (and start with a full bucket).
+	RateMaxClients int
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// MaxRefreshAge makes /healthcheck report degraded when the last
+	// successful ingest is older; 0 disables the check.
+	MaxRefreshAge time.Duration
+	// RetryAfter is what 503 answers advise clients to wait.
+	RetryAfter time.Duration
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Store    Store
+	Cache    *Cache
+	Listener interface{ Connected() bool }
+	Logger   *slog.Logger
+	// Registry gets the HTTP metrics and is served on /metrics.
+	Registry *prometheus.Registry
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	cfg      Config
+	store    Store
+	cache    *Cache
+	listener interface{ Connected() bool }
+	log      *slog.Logger
+	registry *prometheus.Registry
+	echo     *echo.Echo
+	metrics  *httpMetrics
+	limiter  *limiter
+
+	ready    atomic.Bool
+	draining atomic.Bool
+}
+
+// NewServer builds the router and middleware around deps.
+func NewServer(cfg Config, deps Deps) *Server {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 4 << 10
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 2 * time.Second
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if deps.Cache == nil {
+		deps.Cache = NewCache(cache.Config{}, nil)
+	}
+	if deps.Listener == nil {
+		deps.Listener = notListening{}
+	}
+	s := &Server{
+		cfg:      cfg,
+		store:    deps.Store,
+		cache:    deps.Cache,
+		listener: deps.Listener,
+		log:      deps.Logger,
+		registry: deps.Registry,
+		metrics:  newHTTPMetrics(deps.Registry),
+	}
+	if cfg.RateLimit > 0 {
+		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateMaxClients)
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	// Echo's default RealIP believes X-Forwarded-For and X-Real-IP from
+	// anyone (GO-2026-6872); ours only believes configured proxies.
+	e.IPExtractor = func(r *http.Request) string { return clientAddr(r, cfg.TrustedProxies).String() }
+	e.HTTPErrorHandler = s.handleError
+	s.echo = e
+	s.routes()
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// SetReady marks the pod ready once it has reached the database and seen
+// the expected schema. Readiness is never withdrawn for a database outage:
+// every pod would go unready at once and the Service would have no
+// endpoints left to serve cached pages from.
+func (s *Server) SetReady() { s.ready.Store(true) }
+
+// StartDraining makes /readyz fail so load balancers stop sending new
+// requests before the server shuts down.
+func (s *Server) StartDraining() { s.draining.Store(true) }
+
+type notListening struct{}
+
+func (notListening) Connected() bool { return false }
