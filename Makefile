@@ -50,11 +50,15 @@ reingest: build ## run one ingest now (manual re-ingest): against the running de
 
 .PHONY: demo
 demo: ## run the whole system locally, offline (fake upstream); Ctrl-C stops it
-	scripts/demo.sh
+	@scripts/demo.sh
 
 .PHONY: run
 run: ## run the whole system locally against the real upstream (UPSTREAM_URL)
-	scripts/demo.sh --real
+	@scripts/demo.sh --real
+
+.PHONY: e2e
+e2e: ## black-box e2e suite against a complete local system (throwaway Postgres, fake upstream, ingester, 2 API replicas), torn down after
+	scripts/e2e.sh $(E2E_ARGS)
 
 .PHONY: bench
 bench: ## Go benchmarks (sync throughput, crawl wall time)

@@ -50,7 +50,8 @@ make -s build
 # in .run/logs/NAME.log and, prefixed with its name, on this terminal.
 start() {
   local name=$1; shift
-  ("$@" > >(tee -a "$RUN_DIR/logs/$name.log" | sed -u "s/^/[$name] /") 2>&1) &
+  # exec: $! is the component itself, so the cleanup signals it directly.
+  (exec "$@" > >(tee -a "$RUN_DIR/logs/$name.log" | sed -u "s/^/[$name] /") 2>&1) &
   echo "$! $name" >>"$RUN_DIR/pids"
 }
 
@@ -97,6 +98,8 @@ until [ "$(curl -fsS "http://$API_ADDR/characters?page_size=1" 2>/dev/null | sed
   sleep 0.3
 done
 
+example_id=$(curl -fsS "http://$API_ADDR/characters?page_size=1" 2>/dev/null | sed -nE 's/.*"results":\[\{"id":([0-9]+).*/\1/p')
+
 cat <<MSG
 
 $(say "rickmorty is running ($mode). Ctrl-C stops it.")
@@ -110,7 +113,7 @@ $([ $mode = offline ] && echo "  fake upstream http://$FAKE_ADDR/api/character  
 
 Try:
   curl -s 'http://$API_ADDR/characters?sort=name&order=desc&page_size=5'
-  curl -s 'http://$API_ADDR/characters/1'
+  curl -s 'http://$API_ADDR/characters/$example_id'
   curl -s 'http://$API_ADDR/healthcheck'
 Re-ingest now, outside the schedule (in another terminal):
   make reingest
