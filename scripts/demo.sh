@@ -56,6 +56,7 @@ start() {
 }
 
 # The database: DATABASE_URL if it answers, else a local or started server.
+API_DATABASE_URL=
 if [ -n "${DATABASE_URL:-}" ] && psql "$DATABASE_URL" -XAtqc 'SELECT 1' >/dev/null 2>&1; then
   say "using DATABASE_URL"
 else
@@ -69,7 +70,19 @@ fi
 export DATABASE_URL
 
 say "applying migrations"
-DATABASE_URL=$DATABASE_URL bin/ingester migrate
+LOG_LEVEL=warn bin/ingester migrate
+
+# The API runs as a SELECT-only role (db/grants/api_readonly.sql) when the
+# demo manages the database; with your own DATABASE_URL it uses that.
+if [ -n "${admin:-}" ]; then
+  psql "$DATABASE_URL" -XAtqc "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rickmorty_api') THEN
+        CREATE ROLE rickmorty_api LOGIN PASSWORD 'rickmorty_api';
+      END IF; END \$\$" >/dev/null
+  psql "$DATABASE_URL" -Xq -v api_role=rickmorty_api -v dbname="$DB_NAME" -f db/grants/api_readonly.sql >/dev/null
+  API_DATABASE_URL=$(echo "$DATABASE_URL" | sed -E 's#^([a-z]+://)[^@/]*@#\1rickmorty_api:rickmorty_api@#')
+  say "the API connects as the read-only role rickmorty_api"
+fi
 
 if [ $mode = offline ]; then
   start fake env FAKE_ADDR="$FAKE_ADDR" bin/fakeupstream
@@ -82,7 +95,7 @@ printf 'DATABASE_URL=%q\nUPSTREAM_URL=%q\n' "$DATABASE_URL" "$UPSTREAM_URL" >"$R
 
 start ingester env UPSTREAM_URL="$UPSTREAM_URL" METRICS_ADDR="$INGESTER_ADDR" \
   INGEST_SCHEDULE="${INGEST_SCHEDULE:-@every 1m}" bin/ingester serve
-start api env HTTP_ADDR="$API_ADDR" CACHE_TTL="${CACHE_TTL:-5m}" bin/api
+start api env DATABASE_URL="${API_DATABASE_URL:-$DATABASE_URL}" HTTP_ADDR="$API_ADDR" CACHE_TTL="${CACHE_TTL:-5m}" bin/api
 
 wait_for() { # URL SECONDS WHAT
   local deadline=$((SECONDS + $2))
