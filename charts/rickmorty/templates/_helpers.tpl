@@ -1,0 +1,465 @@
+{{/*
+Helpers shared by the umbrella chart and its subcharts (api, ingester,
+postgres). Named templates are global to a release, so the subcharts use
+these; they take either the root context or a dict with "ctx" (the root
+context of the calling chart) and "component".
+*/}}
+
+{{/* Base name of every resource: see global.fullnameOverride. */}}
+{{- define "rickmorty.fullname" -}}
+{{- $g := .Values.global | default dict -}}
+{{- if $g.fullnameOverride -}}
+{{- $g.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains "rickmorty" .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-rickmorty" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of a component's resources: <base>-<component>. dict: ctx, component */}}
+{{- define "rickmorty.componentName" -}}
+{{- printf "%s-%s" (include "rickmorty.fullname" .ctx) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* helm.sh/chart label value of the calling chart. */}}
+{{- define "rickmorty.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Image tag of the api/ingester images. dict: ctx, image (component image block) */}}
+{{- define "rickmorty.imageTag" -}}
+{{- $g := .ctx.Values.global.image | default dict -}}
+{{- .image.tag | default $g.tag | default .ctx.Chart.AppVersion | toString -}}
+{{- end -}}
+
+{{/* app.kubernetes.io/version: the image tag, made a valid label value. dict: ctx, image */}}
+{{- define "rickmorty.version" -}}
+{{- include "rickmorty.imageTag" . | replace "+" "_" | replace "@" "_" | replace ":" "_" | trunc 63 | trimSuffix "-" | trimSuffix "." | trimSuffix "_" -}}
+{{- end -}}
+
+{{/*
+Selector labels: stable for the life of a release (Deployment selectors are
+immutable). dict: ctx, component
+*/}}
+{{- define "rickmorty.selectorLabels" -}}
+app.kubernetes.io/name: rickmorty
+app.kubernetes.io/instance: {{ .ctx.Release.Name | quote }}
+app.kubernetes.io/component: {{ .component | quote }}
+{{- end -}}
+
+{{/*
+Common labels of every resource. dict: ctx, component, and optionally image
+(the component's image block; the version label then follows its tag).
+*/}}
+{{- define "rickmorty.labels" -}}
+helm.sh/chart: {{ include "rickmorty.chart" .ctx | quote }}
+{{ include "rickmorty.selectorLabels" . }}
+app.kubernetes.io/part-of: rickmorty
+{{- if .image }}
+app.kubernetes.io/version: {{ include "rickmorty.version" . | quote }}
+{{- else if .ctx.Chart.AppVersion }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | replace "+" "_" | trunc 63 | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service | quote }}
+{{- with (.ctx.Values.global | default dict).commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Full image reference of the api or ingester image. dict: ctx, image
+registry/repository:tag, or registry/repository@digest when a digest is set.
+*/}}
+{{- define "rickmorty.image" -}}
+{{- $g := .ctx.Values.global.image | default dict -}}
+{{- $registry := .image.registry | default $g.registry -}}
+{{- $repo := ternary (printf "%s/%s" (trimSuffix "/" $registry) .image.repository) .image.repository (ne $registry "") -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (include "rickmorty.imageTag" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Reference of a third-party image block {registry, repository, tag}. */}}
+{{- define "rickmorty.externalImage" -}}
+{{- if .registry -}}
+{{- printf "%s/%s:%s" (trimSuffix "/" .registry) .repository (toString .tag) -}}
+{{- else -}}
+{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* imagePullSecrets of a pod spec, from global.imagePullSecrets. Root context. */}}
+{{- define "rickmorty.imagePullSecrets" -}}
+{{- with (.Values.global | default dict).imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Name of the dev Postgres' resources (Service, StatefulSet, Secret). */}}
+{{- define "rickmorty.postgres.fullname" -}}
+{{- include "rickmorty.componentName" (dict "ctx" . "component" "postgres") -}}
+{{- end -}}
+
+{{/*
+Secret and key holding a component's database URL. dict: ctx, role ("api"
+or "ingester"). Prints "<secret name>\n<key>". Order: the role's
+existingSecret, database.existingSecret, else <base>-database, which the
+umbrella creates when URLs are given or the dev Postgres is on, and which
+the operator creates otherwise.
+*/}}
+{{- define "rickmorty.databaseSecret" -}}
+{{- $db := .ctx.Values.global.database -}}
+{{- $r := index $db .role -}}
+{{- $r.existingSecret | default $db.existingSecret | default (include "rickmorty.componentName" (dict "ctx" .ctx "component" "database")) }}
+{{ $r.secretKey }}
+{{- end -}}
+
+{{/* env entry DATABASE_URL of a role. dict: ctx, role, and optionally secretName (overrides the Secret) */}}
+{{- define "rickmorty.databaseEnv" -}}
+{{- $s := splitList "\n" (include "rickmorty.databaseSecret" .) -}}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName | default (index $s 0) | quote }}
+      key: {{ index $s 1 | quote }}
+{{- end -}}
+
+{{/* OTEL_* env of a component. dict: ctx, component */}}
+{{- define "rickmorty.otelEnv" -}}
+{{- $o := .ctx.Values.global.otel -}}
+{{- if $o.enabled }}
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "rickmorty-%s" .component | quote }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ required "global.otel.endpoint is required when global.otel.enabled is true" $o.endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $o.protocol | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $o.sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $o.samplerArg | toString | quote }}
+- name: K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: K8S_NAMESPACE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- $attrs := list "service.namespace=rickmorty" (printf "service.version=%s" (include "rickmorty.imageTag" .)) "k8s.pod.name=$(K8S_POD_NAME)" "k8s.namespace.name=$(K8S_NAMESPACE_NAME)" }}
+{{- range $k, $v := $o.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k (toString $v)) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attrs | quote }}
+{{- else }}
+- name: OTEL_SDK_DISABLED
+  value: "true"
+{{- end }}
+{{- end -}}
+
+{{/*
+GOMAXPROCS and GOMEMLIMIT from the container's limits. dict: ctx, container
+(container name), goMemLimit (override or "")
+*/}}
+{{- define "rickmorty.goRuntimeEnv" -}}
+- name: GOMAXPROCS
+  valueFrom:
+    resourceFieldRef:
+      containerName: {{ .container }}
+      resource: limits.cpu
+      divisor: "1"
+{{- if .goMemLimit }}
+- name: GOMEMLIMIT
+  value: {{ .goMemLimit | quote }}
+{{- else }}
+- name: GOMEMLIMIT
+  valueFrom:
+    resourceFieldRef:
+      containerName: {{ .container }}
+      resource: limits.memory
+      divisor: "1"
+{{- end }}
+{{- end -}}
+
+{{/*
+NetworkPolicy egress rules every component needs: DNS and Postgres (and the
+OTel collector when tracing is on). Root context.
+*/}}
+{{- define "rickmorty.networkPolicy.baseEgress" -}}
+{{- $g := .Values.global -}}
+- ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+  {{- with $g.networkPolicy.dnsPeers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+- ports:
+    - protocol: TCP
+      port: {{ $g.database.port }}
+  {{- with $g.database.networkPolicyPeers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- if $g.otel.enabled }}
+- ports:
+    {{- range $g.otel.networkPolicy.ports }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+  {{- with $g.otel.networkPolicy.peers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Fluent Bit sidecar container. dict: ctx, component, container (the
+application container's name)
+*/}}
+{{- define "rickmorty.fluentBit.container" -}}
+{{- $fb := .ctx.Values.global.fluentBit -}}
+- name: fluent-bit
+  image: {{ include "rickmorty.externalImage" $fb.image | quote }}
+  imagePullPolicy: {{ $fb.image.pullPolicy }}
+  restartPolicy: Always
+  command: ["/fluent-bit/bin/fluent-bit"]
+  args: ["-c", "/fluent-bit/etc/rickmorty/fluent-bit.conf"]
+  env:
+    - name: COMPONENT
+      value: {{ .component | quote }}
+    - name: POD_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    - name: POD_NAMESPACE
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.namespace
+    - name: POD_UID
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.uid
+    - name: LOG_PATH
+      {{- if eq $fb.source "volume" }}
+      value: {{ printf "%s/*.log" (trimSuffix "/" $fb.logDir) | quote }}
+      {{- else }}
+      value: {{ printf "/var/log/pods/$(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)/%s/*.log" .container | quote }}
+      {{- end }}
+  resources:
+    {{- toYaml $fb.resources | nindent 4 }}
+  securityContext:
+    {{- if $fb.securityContext }}
+    {{- toYaml $fb.securityContext | nindent 4 }}
+    {{- else if eq $fb.source "volume" }}
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    capabilities:
+      drop: [ALL]
+    seccompProfile:
+      type: RuntimeDefault
+    {{- else }}
+    # kubelet's log files are readable by root only; uid 0 without any
+    # capability can read them and do little else.
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    runAsNonRoot: false
+    runAsUser: 0
+    runAsGroup: 0
+    capabilities:
+      drop: [ALL]
+    seccompProfile:
+      type: RuntimeDefault
+    {{- end }}
+  volumeMounts:
+    - name: fluent-bit-config
+      mountPath: /fluent-bit/etc/rickmorty
+      readOnly: true
+    {{- if eq $fb.source "volume" }}
+    - name: app-logs
+      mountPath: {{ $fb.logDir }}
+      readOnly: true
+    {{- else }}
+    - name: pod-logs
+      mountPath: /var/log/pods
+      readOnly: true
+    {{- end }}
+{{- end -}}
+
+{{/* Volumes of the Fluent Bit sidecar. Root context. */}}
+{{- define "rickmorty.fluentBit.volumes" -}}
+{{- $fb := .Values.global.fluentBit -}}
+- name: fluent-bit-config
+  configMap:
+    name: {{ $fb.configMapName | default (include "rickmorty.componentName" (dict "ctx" . "component" "fluent-bit")) | quote }}
+{{- if eq $fb.source "volume" }}
+- name: app-logs
+  emptyDir:
+    sizeLimit: 256Mi
+{{- else }}
+- name: pod-logs
+  hostPath:
+    path: /var/log/pods
+    type: Directory
+{{- end }}
+{{- end -}}
+
+{{/* Mount of the shared log directory into the application container, if any. Root context. */}}
+{{- define "rickmorty.fluentBit.appMount" -}}
+{{- $fb := .Values.global.fluentBit -}}
+{{- if and $fb.enabled (eq $fb.source "volume") }}
+- name: app-logs
+  mountPath: {{ $fb.logDir }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level fields shared by every pod of a component. dict: ctx, values (component block) */}}
+{{- define "rickmorty.podScheduling" -}}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* ServiceAccount name of a component. dict: ctx, component, values */}}
+{{- define "rickmorty.serviceAccountName" -}}
+{{- if .values.serviceAccount.create -}}
+{{- .values.serviceAccount.name | default (include "rickmorty.componentName" .) -}}
+{{- else -}}
+{{- .values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Environment of the ingester container, also used by the migration and
+re-ingest Jobs. dict: ctx, component, image, values (the ingester block),
+and optionally secretName (the Secret of DATABASE_URL).
+*/}}
+{{- define "rickmorty.ingester.env" -}}
+{{- $v := .values -}}
+{{ include "rickmorty.databaseEnv" (dict "ctx" .ctx "role" "ingester" "secretName" .secretName) }}
+- name: UPSTREAM_URL
+  value: {{ $v.config.upstreamURL | quote }}
+- name: INGEST_SCHEDULE
+  value: {{ $v.config.schedule | quote }}
+- name: METRICS_ADDR
+  value: {{ printf ":%d" (int $v.config.metricsPort) | quote }}
+- name: LOG_LEVEL
+  value: {{ $v.config.logLevel | quote }}
+- name: UPSTREAM_TIMEOUT
+  value: {{ $v.config.upstreamTimeout | quote }}
+- name: UPSTREAM_RETRIES
+  value: {{ $v.config.upstreamRetries | int64 | quote }}
+- name: UPSTREAM_CONCURRENCY
+  value: {{ $v.config.upstreamConcurrency | int64 | quote }}
+- name: INGEST_MAX_DELETE_RATIO
+  value: {{ $v.config.maxDeleteRatio | toString | quote }}
+{{ include "rickmorty.goRuntimeEnv" (dict "container" "ingester" "goMemLimit" $v.goMemLimit) }}
+{{- include "rickmorty.otelEnv" (dict "ctx" .ctx "component" "ingester" "image" .image) }}
+{{- with $v.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Pod template of the Jobs that run the ingester image once (migrate,
+reingest). dict: ctx (umbrella root), component, args (list),
+serviceAccountName ("" for the namespace default), secretName (optional)
+*/}}
+{{- define "rickmorty.ingester.jobPodTemplate" -}}
+{{- $v := .ctx.Values.ingester -}}
+{{- $c := dict "ctx" .ctx "component" .component "image" $v.image "values" $v "secretName" .secretName -}}
+metadata:
+  labels:
+    {{- include "rickmorty.labels" $c | nindent 4 }}
+    {{- with $v.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $v.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  restartPolicy: Never
+  {{- with .serviceAccountName }}
+  serviceAccountName: {{ . | quote }}
+  {{- end }}
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  {{- with (include "rickmorty.imagePullSecrets" .ctx | trim) }}{{ . | nindent 2 }}{{- end }}
+  securityContext:
+    {{- toYaml $v.podSecurityContext | nindent 4 }}
+  {{- with (include "rickmorty.podScheduling" (dict "ctx" .ctx "values" $v) | trim) }}{{ . | nindent 2 }}{{- end }}
+  containers:
+    - name: ingester
+      image: {{ include "rickmorty.image" $c | quote }}
+      imagePullPolicy: {{ .ctx.Values.global.image.pullPolicy }}
+      args: {{ toJson .args }}
+      env:
+        {{- include "rickmorty.ingester.env" $c | nindent 8 }}
+      resources:
+        {{- toYaml $v.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml $v.securityContext | nindent 8 }}
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: 64Mi
+{{- end -}}
+
+{{/*
+"true" when the ingester's database is the dev Postgres: postgres.enabled
+and no URL or existing Secret configured for the ingester. Umbrella root.
+*/}}
+{{- define "rickmorty.ingesterOnDevPostgres" -}}
+{{- $db := .Values.global.database -}}
+{{- if and .Values.postgres.enabled (not (or $db.existingSecret $db.ingester.existingSecret $db.ingester.url)) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Resources and securityContext of the test containers. Umbrella root. */}}
+{{- define "rickmorty.test.container" -}}
+resources:
+  requests:
+    cpu: 10m
+    memory: 16Mi
+  limits:
+    cpu: 100m
+    memory: 32Mi
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  runAsNonRoot: true
+  capabilities:
+    drop: [ALL]
+  seccompProfile:
+    type: RuntimeDefault
+{{- end -}}

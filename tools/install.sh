@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs the pinned Go-installable tools into ./bin (GOBIN) with `go install`.
+#
+#   tools/install.sh [TOOL...]     # default: every tool known below
+#
+# Versions come from tools/versions.env only. A tool is skipped when ./bin
+# already holds a binary built from the pinned module version (read from the
+# binary's build info with `go version -m`), so reruns cost nothing.
+# To add a tool: pin NAME_VERSION in tools/versions.env and add a case below.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=tools/versions.env
+source "$root/tools/versions.env"
+bin="$root/bin"
+mkdir -p "$bin"
+# ./bin holds only generated binaries: keep it out of git even without a
+# .gitignore entry at the root.
+[ -f "$bin/.gitignore" ] || printf '*\n' >"$bin/.gitignore"
+
+# install NAME MODULE PACKAGE VERSION [LDFLAGS]
+install() {
+  local name="$1" module="$2" pkg="$3" version="$4" ldflags="${5:-}"
+  local have=""
+  if [ -x "$bin/$name" ]; then
+    have="$(go version -m "$bin/$name" 2>/dev/null | awk -v m="$module" '$1 == "mod" && $2 == m { print $3 }')"
+  fi
+  if [ "$have" = "$version" ]; then
+    echo "tools: $name $version already in bin/"
+    return 0
+  fi
+  echo "tools: installing $name $version (${have:+replacing $have, }this can take a few minutes)..."
+  local start=$SECONDS
+  # Outside any module and workspace so that the project's go.mod/go.work are
+  # neither read nor changed.
+  local dir
+  dir="$(mktemp -d)"
+  (cd "$dir" && GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$bin" CGO_ENABLED=0 \
+    go install -trimpath ${ldflags:+-ldflags "$ldflags"} "$pkg@$version")
+  rmdir "$dir"
+  echo "tools: $name $version installed in $((SECONDS - start))s"
+}
+
+major() { local v="${1#v}"; echo "v${v%%.*}"; }
+
+tools=("$@")
+[ ${#tools[@]} -gt 0 ] || tools=(helm kubeconform promtool golangci-lint actionlint govulncheck)
+for t in "${tools[@]}"; do
+  case "$t" in
+    helm)
+      m="helm.sh/helm/$(major "$HELM_VERSION")"
+      # Stamp the version so `helm version` prints it (go install leaves the default).
+      install helm "$m" "$m/cmd/helm" "$HELM_VERSION" "-X $m/internal/version.version=$HELM_VERSION"
+      ;;
+    kubeconform)
+      install kubeconform github.com/yannh/kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
+      ;;
+    promtool)
+      # Module v0.X.Y is Prometheus 3.X.Y (v0.316.0 = 3.16.0); stamp it so `promtool --version` prints it.
+      r="${PROMTOOL_VERSION#v0.}"; mm="${r%%.*}"; v="${mm:0:1}.${mm:1}.${r#*.}"
+      install promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION" \
+        "-X github.com/prometheus/common/version.Version=$v"
+      ;;
+    golangci-lint)
+      install golangci-lint github.com/golangci/golangci-lint/v2 github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION"
+      ;;
+    actionlint)
+      install actionlint github.com/rhysd/actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
+      ;;
+    govulncheck)
+      install govulncheck golang.org/x/vuln golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION"
+      ;;
+    *)
+      echo "tools: unknown tool '$t' (known: helm kubeconform promtool golangci-lint actionlint govulncheck)" >&2
+      exit 2
+      ;;
+  esac
+done
