@@ -86,10 +86,15 @@ run_wrk() { # name url
 	P99[$1]=$(awk '$1=="99%" {print $2}' "$WORK/wrk-$1.txt")
 }
 
+"$WORK/bench" floor -addr 127.0.0.1:18184 -db "$DB_URL" -conns 16 >/dev/null &
+PIDS+=($!)
+for _ in $(seq 50); do curl -fs http://127.0.0.1:18184/characters >/dev/null 2>&1 && break; sleep 0.1; done
+
 curl -fs http://127.0.0.1:18182/characters >/dev/null
 run_wrk ceiling http://127.0.0.1:18181/characters
 run_wrk cached http://127.0.0.1:18180/characters
 run_wrk uncached http://127.0.0.1:18182/characters
+run_wrk floor http://127.0.0.1:18184/characters
 
 "$WORK/bench" pgbench-sql >"$WORK/list.sql"
 echo "== pgbench: pgbench -n -M prepared -c$CONC -j2 -T${DURATION%s} -f list.sql (the SELECT the API runs)"
@@ -114,7 +119,10 @@ printf "%-32s %12s %10s %10s\n" "target" "req/s" "p50" "p99"
 printf "%-32s %12s %10s %10s\n" "ceiling (Echo, same bytes)" "${RPS[ceiling]}" "${P50[ceiling]}" "${P99[ceiling]}"
 printf "%-32s %12s %10s %10s\n" "api cached GET /characters" "${RPS[cached]}" "${P50[cached]}" "${P99[cached]}"
 printf "%-32s %12s %10s %10s\n" "api uncached (CACHE_TTL=0)" "${RPS[uncached]}" "${P50[uncached]}" "${P99[uncached]}"
+printf "%-32s %12s %10s %10s\n" "floor (net/http+pgx, raw bytes)" "${RPS[floor]}" "${P50[floor]}" "${P99[floor]}"
 printf "%-32s %12s %10s %10s\n" "pgbench same SELECT" "$PGB_TPS" "avg $PGB_LAT" ""
 echo "cached / ceiling:   $(pct "${RPS[cached]}" "${RPS[ceiling]}") (target >= 70%)"
 echo "uncached / pgbench: $(pct "${RPS[uncached]}" "$PGB_TPS") (target >= 50%)"
+echo "floor / pgbench:    $(pct "${RPS[floor]}" "$PGB_TPS") (what any uncached Go HTTP service reaches here)"
+echo "uncached / floor:   $(pct "${RPS[uncached]}" "${RPS[floor]}")"
 echo "memory: $RSS_AFTER; cache entries $ENTRIES, evictions $EVICT (target < 100 MiB)"

@@ -3,6 +3,10 @@
 //	api ceiling -addr 127.0.0.1:18181 -body page.json
 //	    a minimal Echo server answering GET /characters with the given
 //	    pre-encoded bytes: the ceiling the real API is measured against.
+//	api floor -addr 127.0.0.1:18183 -db URL
+//	    the least a Go HTTP service can do per uncached request: net/http,
+//	    the API's SELECT through pgxpool, the raw column bytes written
+//	    back unencoded. Bounds what any uncached Go service reaches here.
 //	api pgbench-sql
 //	    prints a pgbench script running exactly the SELECT the API runs
 //	    for GET /characters (default query).
@@ -12,6 +16,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -32,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: api ceiling|pgbench-sql|distinct [flags]")
+		fmt.Fprintln(os.Stderr, "usage: api ceiling|floor|pgbench-sql|distinct [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -41,6 +46,8 @@ func main() {
 		err = ceiling(os.Args[2:])
 	case "pgbench-sql":
 		err = pgbenchSQL()
+	case "floor":
+		err = floor(os.Args[2:])
 	case "distinct":
 		err = distinct(os.Args[2:])
 	default:
@@ -147,4 +154,40 @@ func rss(pid int) int {
 		}
 	}
 	return 0
+}
+
+func floor(args []string) error {
+	fs := flag.NewFlagSet("floor", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:18183", "listen address")
+	dbURL := fs.String("db", "", "database URL")
+	conns := fs.Int("conns", 16, "pool size")
+	fs.Parse(args) //nolint:errcheck // ExitOnError
+	ctx := context.Background()
+	pool, err := postgres.OpenPool(ctx, *dbURL, postgres.PoolConfig{MaxConns: int32(*conns)})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	stmt, qargs, err := postgres.ListSQL(character.ListQuery{Sort: character.SortID, Order: character.OrderAsc, Page: 1, PageSize: 20})
+	if err != nil {
+		return err
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rows, err := pool.Query(r.Context(), stmt, qargs...)
+		if err != nil {
+			http.Error(w, "db", http.StatusServiceUnavailable)
+			return
+		}
+		defer rows.Close()
+		buf := make([]byte, 0, 8192)
+		for rows.Next() {
+			for _, v := range rows.RawValues() {
+				buf = append(buf, v...)
+			}
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(buf) //nolint:errcheck // benchmark
+	})
+	fmt.Println("floor listening on", *addr)
+	return http.ListenAndServe(*addr, h) //nolint:gosec // benchmark helper on loopback
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"math"
 	"net/http"
 	"net/url"
@@ -32,60 +31,14 @@ type entry struct {
 // makes stale.
 func (e *entry) DataVersion() int64 { return e.version }
 
-// characterJSON is the public representation of a character.
-type characterJSON struct {
-	ID       int    `json:"id"`
-	Name     string `json:"name"`
-	Status   string `json:"status"`
-	Species  string `json:"species"`
-	Type     string `json:"type"`
-	Gender   string `json:"gender"`
-	Origin   string `json:"origin"`
-	Location string `json:"location"`
-	Image    string `json:"image"`
-	URL      string `json:"url"`
-	Created  string `json:"created"`
-}
-
-func toJSON(c character.Character) characterJSON {
-	return characterJSON{
-		ID: c.ID, Name: c.Name, Status: c.Status, Species: c.Species, Type: c.Type, Gender: c.Gender,
-		Origin: c.OriginName, Location: c.LocationName, Image: c.Image, URL: c.URL,
-		// The upstream's own format: UTC with milliseconds.
-		Created: c.Created.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-	}
-}
-
-type pageJSON struct {
-	Page       int             `json:"page"`
-	PageSize   int             `json:"page_size"`
-	TotalCount int             `json:"total_count"`
-	TotalPages int             `json:"total_pages"`
-	HasPrev    bool            `json:"has_prev"`
-	HasNext    bool            `json:"has_next"`
-	OutOfRange bool            `json:"out_of_range"`
-	Results    []characterJSON `json:"results"`
-}
-
 // etag changes exactly when the data version does: every ingest bumps it
 // in the same transaction as the data.
 func etag(version int64) []string {
 	return []string{`"v` + strconv.FormatInt(version, 10) + `"`}
 }
 
-func renderPage(p character.Page) (*entry, error) {
-	out := pageJSON{
-		Page: p.Query.Page, PageSize: p.Query.PageSize, TotalCount: p.TotalCount, TotalPages: p.TotalPages,
-		HasPrev: p.HasPrev, HasNext: p.HasNext, OutOfRange: p.OutOfRange,
-		Results: make([]characterJSON, len(p.Results)),
-	}
-	for i, c := range p.Results {
-		out.Results[i] = toJSON(c)
-	}
-	body, err := json.Marshal(out)
-	if err != nil {
-		return nil, err
-	}
+func renderPage(p character.Page) *entry {
+	body := appendPage(make([]byte, 0, 256+350*len(p.Results)), p)
 	var links []string
 	if p.HasPrev {
 		links = append(links, linkTo(p.Query.WithPage(p.Query.Page-1), "prev"))
@@ -100,7 +53,7 @@ func renderPage(p character.Page) (*entry, error) {
 	if len(links) > 0 {
 		e.link = []string{strings.Join(links, ", ")}
 	}
-	return e, nil
+	return e
 }
 
 func linkTo(q character.ListQuery, rel string) string {
@@ -128,7 +81,7 @@ func (s *Server) handleList() echo.HandlerFunc {
 			if err != nil {
 				return nil, err
 			}
-			return renderPage(p)
+			return renderPage(p), nil
 		})
 		if err != nil {
 			return err
@@ -163,11 +116,7 @@ func (s *Server) handleGet() echo.HandlerFunc {
 			if err != nil {
 				return nil, err
 			}
-			body, err := json.Marshal(toJSON(ch))
-			if err != nil {
-				return nil, err
-			}
-			return &entry{version: version, etag: etag(version), body: body}, nil
+			return &entry{version: version, etag: etag(version), body: appendCharacter(make([]byte, 0, 400), ch)}, nil
 		})
 		if err != nil {
 			return err
