@@ -45,6 +45,7 @@ major() { local v="${1#v}"; echo "v${v%%.*}"; }
 
 tools=("$@")
 [ ${#tools[@]} -gt 0 ] || tools=(helm kubeconform promtool golangci-lint actionlint govulncheck)
+# kind is installed on request only (tools/install.sh kind): it needs a Docker engine.
 for t in "${tools[@]}"; do
   case "$t" in
     helm)
@@ -70,8 +71,11 @@ for t in "${tools[@]}"; do
     govulncheck)
       install govulncheck golang.org/x/vuln golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION"
       ;;
+    kind)
+      install kind sigs.k8s.io/kind sigs.k8s.io/kind "$KIND_VERSION"
+      ;;
     *)
-      echo "tools: unknown tool '$t' (known: helm kubeconform promtool golangci-lint actionlint govulncheck)" >&2
+      echo "tools: unknown tool '$t' (known: helm kubeconform promtool golangci-lint actionlint govulncheck kind)" >&2
       exit 2
       ;;
   esac

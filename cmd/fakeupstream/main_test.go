@@ -45,7 +45,7 @@ func startRun(t *testing.T, args []string, env map[string]string) (string, *sync
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, args, func(k string) string { return env[k] }, stdoutW, stderr)
-		stdoutW.Close()
+		_ = stdoutW.Close() // a PipeWriter's Close always returns nil
 	}()
 
 	lines := make(chan string, 1)
@@ -117,7 +117,8 @@ func TestRunServesLogsAndShutsDown(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if _, err := http.Get(base + "/character"); err == nil {
+	if resp, err := http.Get(base + "/character"); err == nil {
+		resp.Body.Close()
 		t.Error("server still answers after shutdown")
 	}
 

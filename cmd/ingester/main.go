@@ -36,8 +36,9 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 const usage = `usage: ingester [command]
@@ -118,7 +119,7 @@ func migrate(cfg Config, stdout, stderr io.Writer) int {
 }
 
 func once(ctx context.Context, cfg Config, log *slog.Logger, force bool, stdout, stderr io.Writer) int {
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: int32(cfg.DBMaxConns), AppName: "rickmorty-ingester-once"})
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: int32(cfg.DBMaxConns), AppName: "rickmorty-ingester-once"}) //nolint:gosec // G115: DB_MAX_CONNS is validated to [2, 100] (config.go)
 	if err != nil {
 		fmt.Fprintf(stderr, "ingest failed: %v\n", err)
 		return exitFailed
@@ -166,7 +167,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: int32(cfg.DBMaxConns), AppName: "rickmorty-ingester"})
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: int32(cfg.DBMaxConns), AppName: "rickmorty-ingester"}) //nolint:gosec // G115: DB_MAX_CONNS is validated to [2, 100] (config.go)
 	if err != nil {
 		return err
 	}

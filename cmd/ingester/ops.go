@@ -42,5 +42,5 @@ func opsHandler(reg *prometheus.Registry, pool *pgxpool.Pool) http.Handler {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v) //nolint:errchkjson // the status is sent; a failed write has no one to report to
 }

@@ -3,7 +3,6 @@ package ingest_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
@@ -43,7 +42,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // newRunner returns a runner with fast retries; fields set in cfg win.
 func (e *env) newRunner(cfg upstream.Config) *ingest.Runner {

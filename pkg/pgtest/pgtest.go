@@ -58,7 +58,7 @@ func dockerAvailable() bool {
 	if err != nil {
 		return false
 	}
-	defer p.Close()
+	defer p.Close() //nolint:errcheck // a probe: nothing to do if closing it fails
 	return p.Health(ctx) == nil
 }
 

@@ -38,15 +38,15 @@ func TestBackoffHonoursAndCapsRetryAfter(t *testing.T) {
 		}
 		return r
 	}
-	if got, want := b(time.Millisecond, time.Second, 0, resp(429, "2")), 2*time.Second; got != want {
+	if got, want := b(time.Millisecond, time.Second, 0, resp(429, "2")), 2*time.Second; got != want { //nolint:bodyclose // a bare Response without a Body, built for the test
 		t.Errorf("429 Retry-After 2 -> %s, want %s", got, want)
 	}
-	if got, want := b(time.Millisecond, time.Second, 0, resp(503, "3600")), 5*time.Second; got != want {
+	if got, want := b(time.Millisecond, time.Second, 0, resp(503, "3600")), 5*time.Second; got != want { //nolint:bodyclose // a bare Response without a Body, built for the test
 		t.Errorf("503 Retry-After 3600 -> %s, want the cap %s", got, want)
 	}
 	// Without Retry-After, and for other statuses, exponential jitter applies.
 	for attempt := range 8 {
-		got := b(10*time.Millisecond, 200*time.Millisecond, attempt, resp(500, "60"))
+		got := b(10*time.Millisecond, 200*time.Millisecond, attempt, resp(500, "60")) //nolint:bodyclose // a bare Response without a Body, built for the test
 		ceiling := min(10*time.Millisecond<<attempt, 200*time.Millisecond)
 		if got < 10*time.Millisecond || got > ceiling {
 			t.Errorf("attempt %d: backoff %s outside [10ms, %s]", attempt, got, ceiling)

@@ -217,6 +217,7 @@ func (c *Client) getPage(ctx context.Context, url string, n int) (Page, error) {
 		if ctx.Err() != nil {
 			return Page{}, ctx.Err()
 		}
+		//nolint:errorlint // only the class (ErrInvalid) is wrapped: the cause must not turn into a context or network error for callers
 		return Page{}, fmt.Errorf("%w: page %d: reading body: %v", ErrInvalid, n, err)
 	}
 	switch {
@@ -229,10 +230,10 @@ func (c *Client) getPage(ctx context.Context, url string, n int) (Page, error) {
 	}
 	var p Page
 	if err := json.Unmarshal(body, &p); err != nil {
-		return Page{}, fmt.Errorf("%w: page %d: malformed JSON: %v", ErrInvalid, n, err)
+		return Page{}, fmt.Errorf("%w: page %d: malformed JSON: %v", ErrInvalid, n, err) //nolint:errorlint // only the class (ErrInvalid) is wrapped
 	}
 	if err := validatePage(p); err != nil {
-		return Page{}, fmt.Errorf("%w: page %d: %v", ErrInvalid, n, err)
+		return Page{}, fmt.Errorf("%w: page %d: %v", ErrInvalid, n, err) //nolint:errorlint // only the class (ErrInvalid) is wrapped
 	}
 	return p, nil
 }
@@ -291,7 +292,7 @@ func jittered(lo, hi time.Duration, attempt int) time.Duration {
 	if ceiling <= lo {
 		return lo
 	}
-	return lo + rand.N(ceiling-lo+1)
+	return lo + rand.N(ceiling-lo+1) //nolint:gosec // G404: backoff jitter, not a secret
 }
 
 // parseRetryAfter reads delay-seconds or an HTTP-date.

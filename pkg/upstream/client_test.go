@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +25,7 @@ func newClient(base string, concurrency int) *upstream.Client {
 		BaseURL: base, Timeout: 5 * time.Second, Retries: 2,
 		RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, MaxRetryAfter: time.Second,
 		Concurrency: concurrency,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	}, slog.New(slog.DiscardHandler), nil)
 }
 
 func TestCrawlReturnsEveryCharacterOnce(t *testing.T) {
@@ -138,7 +137,7 @@ func TestMetricsCountEveryAttempt(t *testing.T) {
 	m := upstream.NewMetrics(nil)
 	c := upstream.New(upstream.Config{BaseURL: srv.URL + "/api", Timeout: time.Second, Retries: 2,
 		RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond, Concurrency: 2},
-		slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+		slog.New(slog.DiscardHandler), m)
 	res, err := c.Crawl(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -65,7 +65,7 @@ func TestControlUpsertPatchDelete(t *testing.T) {
 		t.Errorf("count after upsert = %d, want %d", got, want)
 	}
 	wantStatus(t, do(t, http.MethodPost, ctl+"/characters", `{"id":0}`), http.StatusBadRequest)
-	wantStatus(t, do(t, http.MethodPost, ctl+"/characters", `{"id":9,"nmae":"typo"}`), http.StatusBadRequest)
+	wantStatus(t, do(t, http.MethodPost, ctl+"/characters", `{"id":9,"nmae":"typo"}`), http.StatusBadRequest) //nolint:misspell // an unknown field on purpose
 
 	wantStatus(t, do(t, http.MethodPatch, ctl+"/characters/1", `{"status":"Dead"}`), http.StatusOK)
 	wantStatus(t, do(t, http.MethodPatch, ctl+"/characters/1", `{"origin":{"name":"Cronenberg Earth"}}`), http.StatusOK)

@@ -14,7 +14,7 @@ func (r *rng) next() uint64 {
 }
 
 // intN returns a number in [0, n). The modulo bias is irrelevant for test data.
-func (r *rng) intN(n int) int { return int(r.next() % uint64(n)) }
+func (r *rng) intN(n int) int { return int(r.next() % uint64(n)) } //nolint:gosec // G115: n > 0 and the result < n
 
 // weighted is one option of a weighted choice.
 type weighted[T any] struct {

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# `make ci`: the checks of .github/workflows/ci.yml that need no Docker engine,
+# in the pipeline's order, with the same pinned tools (tools/versions.env) and
+# the same scripts, so the verdict here is the verdict on GitHub.
+#
+#   scripts/ci/local.sh              # every step; stops at the first failure
+#   scripts/ci/local.sh lint test    # only these steps (names below)
+#   SKIP="e2e" scripts/ci/local.sh   # every step but these
+#
+# Steps (ci.yml job in brackets):
+#   go-version    one Go release everywhere                       [lint]
+#   gofmt         gofmt -s -l on every Go file                    [lint]
+#   vet           go vet on every module                          [lint]
+#   lint          golangci-lint (.golangci.yml) on every module   [lint]
+#   test          unit + Postgres integration tests, -race, coverage [test]
+#   vuln          govulncheck, offline database, allowlist        [govulncheck]
+#   chart         helm lint/template, kubeconform, chart tests    [chart]
+#   ops           promtool rules and tests, ops checks            [ops]
+#   actionlint    every workflow                                  [actionlint]
+#   images        the Dockerfiles' build replayed without Docker  [images]
+#   e2e           the e2e suite against a complete local system   [e2e (kind)]
+# What only GitHub runs (it needs a Docker engine or the network): the Buildx
+# image builds with SBOM and provenance, the Trivy scan, the kind cluster with
+# ingress-nginx, helm install/test there, publishing, CodeQL.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+# Build and test with the project's Go (go.mod), whatever the machine's is.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go$(scripts/ci/go-version.sh)}"
+
+all=(go-version gofmt vet lint test vuln chart ops actionlint images e2e)
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=("${all[@]}")
+for s in "${want[@]}" ${SKIP:-}; do
+  case " ${all[*]} " in *" $s "*) ;; *) echo "ci: unknown step '$s' (steps: ${all[*]})" >&2; exit 2 ;; esac
+done
+
+# Module directories: go.work's, plus modules kept out of the workspace on
+# purpose (pkg/opscheck), which are linted and vetted with GOWORK=off.
+extra_modules=()
+while read -r mod; do
+  dir="$(dirname "${mod#./}")"
+  case "$dir" in . | e2e) ;; *) extra_modules+=("$dir") ;; esac
+done < <(find . -name go.mod -not -path './.cache/*' -not -path './bin/*' -not -path '*/testdata/*' | sort)
+
+go_files() { git ls-files --cached --others --exclude-standard -- '*.go'; }
+
+step_go-version() { scripts/ci/go-version.sh --check; }
+step_gofmt() {
+  local out
+  out="$(go_files | xargs gofmt -s -l)"
+  if [ -n "$out" ]; then
+    echo "not gofmt -s formatted (run gofmt -s -w on them):"
+    echo "$out"
+    return 1
+  fi
+  echo "gofmt: $(go_files | wc -l) files formatted"
+}
+step_vet() {
+  go vet ./... ./e2e/...
+  local d
+  for d in ${extra_modules[@]+"${extra_modules[@]}"}; do
+    echo "go vet in $d (GOWORK=off)"
+    (cd "$d" && GOWORK=off go vet ./...)
+  done
+}
+step_lint() {
+  tools/install.sh golangci-lint
+  bin/golangci-lint config verify
+  bin/golangci-lint run ./... ./e2e/...
+  local d
+  for d in ${extra_modules[@]+"${extra_modules[@]}"}; do
+    echo "golangci-lint in $d (GOWORK=off)"
+    (cd "$d" && GOWORK=off "$root/bin/golangci-lint" run --config "$root/.golangci.yml" ./...)
+  done
+}
+step_test() { scripts/ci/test.sh; }
+step_vuln() { scripts/ci/govulncheck.sh; }
+step_chart() { scripts/chart/test.sh; }
+step_ops() { need scripts/ops-test.sh && bash scripts/ops-test.sh; }
+step_actionlint() { scripts/ci/actionlint.sh; }
+step_images() { bash scripts/chart/check-dockerfiles.sh; }
+step_e2e() { need scripts/e2e.sh && bash scripts/e2e.sh; }
+
+need() { [ -f "$1" ] || { echo "$1 does not exist yet"; return 1; }; }
+
+results=()
+start_all=$SECONDS
+failed=""
+for s in "${all[@]}"; do
+  case " ${want[*]} " in *" $s "*) ;; *) continue ;; esac
+  case " ${SKIP:-} " in *" $s "*) results+=("$(printf '%-11s skipped' "$s")"); continue ;; esac
+  printf '\n\033[1m==> ci: %s\033[0m\n' "$s"
+  t0=$SECONDS
+  if ( "step_$s" ); then
+    results+=("$(printf '%-11s ok      %4ds' "$s" $((SECONDS - t0)))")
+  else
+    results+=("$(printf '%-11s FAILED  %4ds' "$s" $((SECONDS - t0)))")
+    failed=$s
+    break
+  fi
+done
+
+printf '\n\033[1mci summary\033[0m\n'
+printf '  %s\n' "${results[@]}"
+if [ -n "$failed" ]; then
+  printf 'ci: FAILED at step %s after %ds (rerun it alone: scripts/ci/local.sh %s)\n' "$failed" $((SECONDS - start_all)) "$failed"
+  exit 1
+fi
+printf 'ci: passed in %ds\n' $((SECONDS - start_all))
