@@ -163,7 +163,7 @@ func floor(args []string) error {
 	conns := fs.Int("conns", 16, "pool size")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	ctx := context.Background()
-	pool, err := postgres.OpenPool(ctx, *dbURL, postgres.PoolConfig{MaxConns: int32(*conns)})
+	pool, err := postgres.OpenPool(ctx, *dbURL, postgres.PoolConfig{MaxConns: *conns})
 	if err != nil {
 		return err
 	}

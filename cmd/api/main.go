@@ -28,8 +28,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
+	err := run(ctx, os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "api:", err)
 		os.Exit(1)
 	}
@@ -135,7 +136,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	reg := telemetry.NewRegistry("api")
 
 	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{
-		MaxConns: int32(cfg.DBMaxConns), ReadOnly: true, AppName: "rickmorty-api",
+		MaxConns: cfg.DBMaxConns, ReadOnly: true, AppName: "rickmorty-api",
 	})
 	if err != nil {
 		return err

@@ -119,7 +119,7 @@ func migrate(cfg Config, stdout, stderr io.Writer) int {
 }
 
 func once(ctx context.Context, cfg Config, log *slog.Logger, force bool, stdout, stderr io.Writer) int {
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: int32(cfg.DBMaxConns), AppName: "rickmorty-ingester-once"}) //nolint:gosec // G115: DB_MAX_CONNS is validated to [2, 100] (config.go)
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.DBMaxConns, AppName: "rickmorty-ingester-once"})
 	if err != nil {
 		fmt.Fprintf(stderr, "ingest failed: %v\n", err)
 		return exitFailed
@@ -167,7 +167,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: int32(cfg.DBMaxConns), AppName: "rickmorty-ingester"}) //nolint:gosec // G115: DB_MAX_CONNS is validated to [2, 100] (config.go)
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.DBMaxConns, AppName: "rickmorty-ingester"})
 	if err != nil {
 		return err
 	}

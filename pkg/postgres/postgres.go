@@ -5,6 +5,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -15,7 +16,7 @@ const NotifyChannel = "rickmorty_data_changed"
 
 // PoolConfig tunes a connection pool.
 type PoolConfig struct {
-	MaxConns int32
+	MaxConns int // 0 keeps pgx's default
 	// ReadOnly makes every session default to read-only transactions, so a
 	// bug in the API cannot write even with a privileged role.
 	ReadOnly bool
@@ -31,7 +32,7 @@ func OpenPool(ctx context.Context, databaseURL string, cfg PoolConfig) (*pgxpool
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
 	if cfg.MaxConns > 0 {
-		pc.MaxConns = cfg.MaxConns
+		pc.MaxConns = int32(min(cfg.MaxConns, math.MaxInt32))
 	}
 	rp := pc.ConnConfig.RuntimeParams
 	if cfg.AppName != "" {
