@@ -211,10 +211,13 @@ func (s *system) walk(api, sort, order string, pageSize int) (listing, error) {
 		}
 		var p apiPage
 		if err := json.Unmarshal(r.body, &p); err != nil {
-			return out, fmt.Errorf("GET %s: %v", next, err)
+			return out, fmt.Errorf("GET %s: %w", next, err)
 		}
-		if missing, err := missingFields(r.body, pageFields); err != nil || len(missing) > 0 {
-			return out, fmt.Errorf("GET %s: the page lacks fields %v (%v)", next, missing, err)
+		switch missing, err := missingFields(r.body, pageFields); {
+		case err != nil:
+			return out, fmt.Errorf("GET %s: %w", next, err)
+		case len(missing) > 0:
+			return out, fmt.Errorf("GET %s: the page lacks fields %v", next, missing)
 		}
 		etag := r.header.Get("ETag")
 		if etag == "" {
@@ -252,8 +255,11 @@ func (s *system) walk(api, sort, order string, pageSize int) (listing, error) {
 			if err := json.Unmarshal(r.body, &raw); err != nil {
 				return out, err
 			}
-			if missing, err := missingFields(raw.Results[0], characterFields); err != nil || len(missing) > 0 {
-				return out, fmt.Errorf("GET %s: a character lacks fields %v (%v)", next, missing, err)
+			switch missing, err := missingFields(raw.Results[0], characterFields); {
+			case err != nil:
+				return out, fmt.Errorf("GET %s: a character: %w", next, err)
+			case len(missing) > 0:
+				return out, fmt.Errorf("GET %s: a character lacks fields %v", next, missing)
 			}
 		}
 		l, err := links(r.header, next)
@@ -268,12 +274,12 @@ func (s *system) walk(api, sort, order string, pageSize int) (listing, error) {
 		}
 		if p.HasPrev {
 			if err := sameQuery(l["prev"], sort, order, n-1, pageSize); err != nil {
-				return out, fmt.Errorf("GET %s: rel=prev: %v", next, err)
+				return out, fmt.Errorf("GET %s: rel=prev: %w", next, err)
 			}
 		}
 		if p.HasNext {
 			if err := sameQuery(l["next"], sort, order, n+1, pageSize); err != nil {
-				return out, fmt.Errorf("GET %s: rel=next: %v", next, err)
+				return out, fmt.Errorf("GET %s: rel=next: %w", next, err)
 			}
 		}
 		out.chars = append(out.chars, p.Results...)
@@ -293,7 +299,7 @@ func (s *system) walk(api, sort, order string, pageSize int) (listing, error) {
 		return out, fmt.Errorf("GET %s: %s, want 200 with out_of_range", u, r)
 	}
 	if err := json.Unmarshal(r.body, &p); err != nil {
-		return out, fmt.Errorf("GET %s: %v", u, err)
+		return out, fmt.Errorf("GET %s: %w", u, err)
 	}
 	if !p.OutOfRange || len(p.Results) != 0 || p.HasNext || p.TotalCount != max(total, 0) {
 		return out, fmt.Errorf("GET %s (past the last page): out_of_range %v, %d results, has_next %v, total_count %d; want true, 0, false, %d",
@@ -349,7 +355,7 @@ func (s *system) healthcheck(api string) (health, response, error) {
 		return h, r, err
 	}
 	if err := json.Unmarshal(r.body, &h); err != nil {
-		return h, r, fmt.Errorf("GET %s/healthcheck: %s: %v", api, r, err)
+		return h, r, fmt.Errorf("GET %s/healthcheck: %s: %w", api, r, err)
 	}
 	return h, r, nil
 }

@@ -27,8 +27,12 @@ func runShell(ctx context.Context, cmd string) (int, string, error) {
 	if err != nil {
 		return -1, "", err
 	}
-	defer os.Remove(out.Name())
-	defer out.Close()
+	defer func() {
+		// Best effort: the output is read back by name below, and a temp
+		// file left behind is harmless.
+		_ = out.Close()
+		_ = os.Remove(out.Name())
+	}()
 	c := exec.CommandContext(ctx, "sh", "-c", cmd)
 	c.Stdout, c.Stderr = out, out
 	c.WaitDelay = 5 * time.Second

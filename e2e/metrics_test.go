@@ -14,10 +14,10 @@ type series struct {
 	check  func(float64) error
 }
 
-func atLeast(min float64) func(float64) error {
+func atLeast(lowest float64) func(float64) error {
 	return func(v float64) error {
-		if v < min {
-			return fmt.Errorf("%v, want at least %v", v, min)
+		if v < lowest {
+			return fmt.Errorf("%v, want at least %v", v, lowest)
 		}
 		return nil
 	}

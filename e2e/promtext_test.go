@@ -89,7 +89,7 @@ func parseExposition(b []byte) (exposition, error) {
 		}
 		s, err := parseSample(line)
 		if err != nil {
-			return e, fmt.Errorf("line %d %q: %v", n, line, err)
+			return e, fmt.Errorf("line %d %q: %w", n, line, err)
 		}
 		e.samples = append(e.samples, s)
 	}

@@ -49,7 +49,7 @@ func main() {
 	case "floor":
 		err = floor(os.Args[2:])
 	case "distinct":
-		err = distinct(os.Args[2:])
+		distinct(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -90,7 +90,7 @@ func pgbenchSQL() error {
 	return nil
 }
 
-func distinct(args []string) error {
+func distinct(args []string) {
 	fs := flag.NewFlagSet("distinct", flag.ExitOnError)
 	base := fs.String("base", "http://127.0.0.1:18180", "API base URL")
 	n := fs.Int("n", 100_000, "distinct query strings to send")
@@ -116,7 +116,12 @@ func distinct(args []string) error {
 				// page size, plus a unique ignored parameter.
 				path := fmt.Sprintf("/characters?sort=%s&order=%s&page=%d&page_size=%d&nonce=%d",
 					sorts[i%3], orders[(i/3)%2], 1+i/600, 1+i%100, i)
-				resp, err := client.Get(*base + path)
+				req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, *base+path, nil)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				resp, err := client.Do(req)
 				if err != nil {
 					failed.Add(1)
 					continue
@@ -137,7 +142,6 @@ func distinct(args []string) error {
 		return true
 	})
 	fmt.Printf("VmRSS before: %.1f MiB, after: %.1f MiB\n", float64(before)/1024, float64(after)/1024)
-	return nil
 }
 
 // rss returns VmRSS of pid in KiB, or 0.

@@ -76,7 +76,7 @@ func startAPI(t *testing.T, env map[string]string) *api {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, getenv, pw)
-		pw.Close()
+		_ = pw.Close() // a PipeWriter's Close always returns nil
 	}()
 	var stopped atomic.Bool
 	var stopErr error

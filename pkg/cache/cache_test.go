@@ -56,22 +56,22 @@ func TestErrorsAreNotCached(t *testing.T) {
 
 func TestEntriesAreBounded(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	const max = 50
-	c := cache.New[string](cache.Config{TTL: time.Hour, MaxEntries: max}, reg)
+	const maxEntries = 50
+	c := cache.New[string](cache.Config{TTL: time.Hour, MaxEntries: maxEntries}, reg)
 	var calls atomic.Int64
-	for i := range 10 * max {
+	for i := range 10 * maxEntries {
 		if _, err := c.Get(context.Background(), strconv.Itoa(i), fillWith("v", &calls)); err != nil {
 			t.Fatal(err)
 		}
-		if c.Len() > max {
-			t.Fatalf("after %d keys the cache holds %d entries, bound is %d", i+1, c.Len(), max)
+		if c.Len() > maxEntries {
+			t.Fatalf("after %d keys the cache holds %d entries, bound is %d", i+1, c.Len(), maxEntries)
 		}
 	}
-	if got, want := metricValue(t, reg, "rickmorty_cache_evictions_total"), float64(9*max); got != want {
+	if got, want := metricValue(t, reg, "rickmorty_cache_evictions_total"), float64(9*maxEntries); got != want {
 		t.Errorf("evictions = %v, want %v", got, want)
 	}
 	// The newest keys survive; the oldest went first.
-	if _, ok := c.Peek(strconv.Itoa(10*max - 1)); !ok {
+	if _, ok := c.Peek(strconv.Itoa(10*maxEntries - 1)); !ok {
 		t.Error("newest key was evicted")
 	}
 	if _, ok := c.Peek("0"); ok {

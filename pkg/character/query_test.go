@@ -1,6 +1,7 @@
 package character_test
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -59,7 +60,11 @@ func TestParseListQueryRejectsAndNamesTheParameter(t *testing.T) {
 			t.Errorf("%q: code %q, want %q", tc.query, got, want)
 			continue
 		}
-		e := err.(*character.Error)
+		var e *character.Error
+		if !errors.As(err, &e) {
+			t.Errorf("%q: error %v is not a *character.Error", tc.query, err)
+			continue
+		}
 		if got, want := e.Param, tc.param; got != want {
 			t.Errorf("%q: param %q, want %q", tc.query, got, want)
 		}
@@ -160,8 +165,8 @@ func FuzzParseListQuery(f *testing.F) {
 		}
 		q, err := character.ParseListQuery(v)
 		if err != nil {
-			e, ok := err.(*character.Error)
-			if !ok || e.Code != character.EINVALID {
+			var e *character.Error
+			if !errors.As(err, &e) || e.Code != character.EINVALID {
 				t.Fatalf("%q: error %v is not EINVALID", raw, err)
 			}
 			switch e.Param {

@@ -69,10 +69,10 @@ func TestSecurityContextOfEveryPod(t *testing.T) {
 					continue
 				}
 				pods++
-				if get(spec, "automountServiceAccountToken") != false {
+				if !isBool(get(spec, "automountServiceAccountToken"), false) {
 					t.Errorf("%s: automountServiceAccountToken = %v, want false", o.id(), get(spec, "automountServiceAccountToken"))
 				}
-				if get(spec, "securityContext.runAsNonRoot") != true {
+				if !isBool(get(spec, "securityContext.runAsNonRoot"), true) {
 					t.Errorf("%s: pod runAsNonRoot = %v, want true", o.id(), get(spec, "securityContext.runAsNonRoot"))
 				}
 				if got := str(spec, "securityContext.seccompProfile.type"); got != "RuntimeDefault" {
@@ -80,10 +80,10 @@ func TestSecurityContextOfEveryPod(t *testing.T) {
 				}
 				for _, c := range containers(spec) {
 					id := o.id() + "/" + c["name"].(string)
-					if get(c, "securityContext.readOnlyRootFilesystem") != true {
+					if !isBool(get(c, "securityContext.readOnlyRootFilesystem"), true) {
 						t.Errorf("%s: readOnlyRootFilesystem = %v, want true", id, get(c, "securityContext.readOnlyRootFilesystem"))
 					}
-					if get(c, "securityContext.allowPrivilegeEscalation") != false {
+					if !isBool(get(c, "securityContext.allowPrivilegeEscalation"), false) {
 						t.Errorf("%s: allowPrivilegeEscalation = %v, want false", id, get(c, "securityContext.allowPrivilegeEscalation"))
 					}
 					if drop := listAt(c, "securityContext.capabilities.drop"); !slices.Contains(drop, any("ALL")) {
@@ -101,7 +101,7 @@ func TestSecurityContextOfEveryPod(t *testing.T) {
 					if c["name"] == "fluent-bit" && get(c, "securityContext.runAsUser") == 0 {
 						continue
 					}
-					if get(c, "securityContext.runAsNonRoot") != true {
+					if !isBool(get(c, "securityContext.runAsNonRoot"), true) {
 						t.Errorf("%s: runAsNonRoot = %v, want true", id, get(c, "securityContext.runAsNonRoot"))
 					}
 				}

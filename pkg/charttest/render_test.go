@@ -105,7 +105,7 @@ func helmTemplate(args ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("helm %s: %v\n%s", strings.Join(full, " "), err, stderr.String())
+		return nil, fmt.Errorf("helm %s: %w\n%s", strings.Join(full, " "), err, stderr.String())
 	}
 	return stdout.Bytes(), nil
 }
@@ -241,6 +241,13 @@ func get(v any, path string) any {
 		v = m[k]
 	}
 	return v
+}
+
+// isBool reports whether v is the boolean want: a missing value or one of
+// another type is neither true nor false.
+func isBool(v any, want bool) bool {
+	b, ok := v.(bool)
+	return ok && b == want
 }
 
 func str(v any, path string) string {

@@ -74,7 +74,10 @@ func TestAppendPageMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 	for _, c := range chars {
-		wantBody, _ := json.Marshal(toJSON(c))
+		wantBody, err := json.Marshal(toJSON(c))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got := appendCharacter(nil, c); !bytes.Equal(got, wantBody) {
 			t.Errorf("appendCharacter =\n%s\nwant\n%s", got, wantBody)
 		}

@@ -102,7 +102,7 @@ func (l *Listener) Run(ctx context.Context) error {
 		})
 		l.setConnected(false)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // ctx ended: Run's contract is nil on cancellation; the session's error is only its consequence
 		}
 		l.cfg.Logger.Warn("notify listener lost its connection; reconnecting", "err", err, "retry_in", backoff.String())
 		select {
@@ -133,7 +133,7 @@ func (l *Listener) session(ctx context.Context, connected func()) error {
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		conn.Close(cctx) //nolint:errcheck // the connection is being abandoned either way
+		conn.Close(cctx) // the connection is being abandoned either way
 	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.cfg.Channel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -119,7 +119,7 @@ func TestMetricNamesExistInRealExposition(t *testing.T) {
 				continue
 			}
 			for _, m := range vs.LabelMatchers {
-				if m.Name == labels.MetricName || targetLabels[m.Name] {
+				if m.Name == model.MetricNameLabel || targetLabels[m.Name] {
 					continue
 				}
 				values, ok := series[m.Name]

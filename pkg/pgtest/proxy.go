@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/url"
@@ -88,7 +89,8 @@ func (p *Proxy) accept() {
 
 func (p *Proxy) pipe(client net.Conn) {
 	defer p.wg.Done()
-	server, err := net.Dial("tcp", p.target)
+	var d net.Dialer
+	server, err := d.DialContext(context.Background(), "tcp", p.target)
 	if err != nil {
 		p.forget(client)
 		client.Close()

@@ -185,9 +185,9 @@ func decodeListRow(raw [][]byte, version *int64, total *int, c *character.Charac
 	if len(raw) != 13 || len(raw[0]) != 8 || len(raw[1]) != 8 || len(raw[2]) != 4 || len(raw[12]) != 8 {
 		return fmt.Errorf("unexpected list row shape")
 	}
-	*version = int64(binary.BigEndian.Uint64(raw[0]))
-	*total = int(int64(binary.BigEndian.Uint64(raw[1])))
-	c.ID = int(int32(binary.BigEndian.Uint32(raw[2])))
+	*version = wireInt64(raw[0])
+	*total = int(wireInt64(raw[1]))
+	c.ID = int(wireInt32(raw[2]))
 	n := 0
 	for _, v := range raw[3:12] {
 		n += len(v)
@@ -205,8 +205,19 @@ func decodeListRow(raw [][]byte, version *int64, total *int, c *character.Charac
 	}
 	c.Name, c.Status, c.Species, c.Type, c.Gender = next(3), next(4), next(5), next(6), next(7)
 	c.OriginName, c.LocationName, c.Image, c.URL = next(8), next(9), next(10), next(11)
-	c.Created = pgEpoch.Add(time.Duration(int64(binary.BigEndian.Uint64(raw[12]))) * time.Microsecond)
+	c.Created = pgEpoch.Add(time.Duration(wireInt64(raw[12])) * time.Microsecond)
 	return nil
+}
+
+// wireInt64 decodes a Postgres int8 (or the microseconds of a timestamptz)
+// from its 8-byte big-endian binary form.
+func wireInt64(b []byte) int64 {
+	return int64(binary.BigEndian.Uint64(b)) //nolint:gosec // two's-complement reinterpretation of the wire bits, as intended
+}
+
+// wireInt32 decodes a Postgres int4 from its 4-byte big-endian binary form.
+func wireInt32(b []byte) int32 {
+	return int32(binary.BigEndian.Uint32(b)) //nolint:gosec // two's-complement reinterpretation of the wire bits, as intended
 }
 
 var getSQL = `SELECT v.version, ` + selectList("c.") + `
