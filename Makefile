@@ -8,6 +8,13 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/rickmorty/rickmorty/pkg/telemetry.Version=$(VERSION) -X github.com/rickmorty/rickmorty/pkg/telemetry.Commit=$(COMMIT)
 BIN     := $(CURDIR)/bin
 export GOFLAGS := -buildvcs=false
+export PATH := /usr/local/go/bin:$(PATH)
+
+# Every target builds with the Go release of go.mod's toolchain line (one
+# without known standard-library vulnerabilities), whatever Go the machine
+# has: the go command fetches it from the module proxy on first use.
+GO_VERSION := $(shell scripts/ci/go-version.sh)
+export GOTOOLCHAIN := go$(GO_VERSION)
 
 # The Postgres the tests use: TEST_DATABASE_URL, else one found or started
 # by scripts/ensure-postgres.sh (a Docker engine, when present, is used by
@@ -23,19 +30,49 @@ build: ## build bin/api, bin/ingester and bin/fakeupstream
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 .PHONY: test
-test: ## run every test (unit, Postgres integration, fuzz seeds) with the race detector
-	go vet ./...
-	$(WITH_TEST_DB) go test -race -count=1 -timeout 15m ./...
+test: ## run every test: unit + Postgres integration (-race, coverage), chart, ops, e2e
+	scripts/ci/local.sh test chart ops e2e
 
-.PHONY: cover
-cover: ## tests with a coverage report in coverage.html
-	$(WITH_TEST_DB) go test -count=1 -coverprofile=coverage.out ./...
-	go tool cover -html=coverage.out -o coverage.html
+.PHONY: check
+check: ## the static checks: Go version, gofmt, vet, golangci-lint, govulncheck, actionlint, Dockerfile builds, compose file
+	scripts/ci/local.sh go-version gofmt vet lint compose vuln actionlint images
+
+.PHONY: ci
+ci: ## everything CI runs that needs no Docker engine, in CI's order (SKIP="e2e" to skip steps)
+	scripts/ci/local.sh
+
+.PHONY: unit
+unit: ## only the Go tests of the main module (unit + Postgres integration), with the race detector
+	scripts/ci/local.sh test
 
 .PHONY: lint
-lint: ## gofmt and go vet
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
-	go vet ./... ./e2e/...
+lint: ## gofmt, go vet and golangci-lint
+	scripts/ci/local.sh gofmt vet lint
+
+.PHONY: vuln
+vuln: ## govulncheck against the reviewed exceptions (offline database here, live on GitHub)
+	scripts/ci/govulncheck.sh
+
+.PHONY: chart-test
+chart-test: ## helm lint/template, kubeconform and the chart's Go tests
+	scripts/chart/test.sh
+
+.PHONY: ops-test
+ops-test: ## promtool rule checks and tests; dashboard and rules use only exported metrics
+	scripts/ops-test.sh
+
+.PHONY: sync-ops
+sync-ops: ## copy ops/ (alert rules, dashboard) into the chart after editing them
+	scripts/chart/sync-ops.sh
+
+.PHONY: e2e
+e2e: ## black-box e2e suite against a complete local system (throwaway Postgres, fake upstream, ingester, 2 API replicas), torn down after
+	scripts/e2e.sh $(E2E_ARGS)
+
+.PHONY: cover
+cover: ## tests with an HTML coverage report in coverage.html
+	scripts/ci/test.sh
+	go tool cover -html=.cache/coverage.out -o coverage.html
 
 .PHONY: migrate
 migrate: build ## apply the migrations to DATABASE_URL
@@ -56,10 +93,6 @@ demo: ## run the whole system locally, offline (fake upstream); Ctrl-C stops it
 run: ## run the whole system locally against the real upstream (UPSTREAM_URL)
 	@scripts/demo.sh --real
 
-.PHONY: e2e
-e2e: ## black-box e2e suite against a complete local system (throwaway Postgres, fake upstream, ingester, 2 API replicas), torn down after
-	scripts/e2e.sh $(E2E_ARGS)
-
 .PHONY: bench
-bench: ## Go benchmarks (sync throughput, crawl wall time)
-	$(WITH_TEST_DB) go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./pkg/postgres/ ./pkg/upstream/
+bench: ## Go benchmarks (sync throughput, crawl wall time, handler); API load run: bench/api.sh
+	$(WITH_TEST_DB) go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./pkg/postgres/ ./pkg/upstream/ ./cmd/ingester/

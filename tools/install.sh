@@ -18,26 +18,53 @@ mkdir -p "$bin"
 # .gitignore entry at the root.
 [ -f "$bin/.gitignore" ] || printf '*\n' >"$bin/.gitignore"
 
+# Built tools are also kept per version in a cache outside the checkout, so
+# a fresh clone on the same machine (CI runs in one) copies them instead of
+# building them again.
+cache="${RICKMORTY_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rickmorty/tools}"
+
+# Tools are built with the project's Go (GOTOOLCHAIN, set by make and the CI
+# scripts), and rebuilt when it changes: analysers such as golangci-lint must
+# be at least as new as the standard library they read.
+gover="$(go env GOVERSION)"
+
+# modversion BINARY MODULE: the version of MODULE the binary was built from,
+# empty unless it was built by the Go in use.
+modversion() {
+  go version -m "$1" 2>/dev/null | awk -v m="$2" -v g="$gover" \
+    'NR == 1 && $2 != g { exit } $1 == "mod" && $2 == m { print $3 }'
+}
+
+# place SRC DST: copy then rename, so a binary in use is replaced, not rewritten.
+place() { cp "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"; }
+
 # install NAME MODULE PACKAGE VERSION [LDFLAGS]
 install() {
   local name="$1" module="$2" pkg="$3" version="$4" ldflags="${5:-}"
-  local have=""
+  local have="" cached="$cache/$name-$version-$gover/$name"
   if [ -x "$bin/$name" ]; then
-    have="$(go version -m "$bin/$name" 2>/dev/null | awk -v m="$module" '$1 == "mod" && $2 == m { print $3 }')"
+    have="$(modversion "$bin/$name" "$module")"
   fi
   if [ "$have" = "$version" ]; then
-    echo "tools: $name $version already in bin/"
+    echo "tools: $name $version ($gover) already in bin/"
+    return 0
+  fi
+  if [ -x "$cached" ] && [ "$(modversion "$cached" "$module")" = "$version" ]; then
+    place "$cached" "$bin/$name"
+    echo "tools: $name $version copied from $cache"
     return 0
   fi
   echo "tools: installing $name $version (${have:+replacing $have, }this can take a few minutes)..."
   local start=$SECONDS
+  mkdir -p "$(dirname "$cached")"
   # Outside any module and workspace so that the project's go.mod/go.work are
   # neither read nor changed.
   local dir
   dir="$(mktemp -d)"
-  (cd "$dir" && GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$bin" CGO_ENABLED=0 \
+  (cd "$dir" && GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$(dirname "$cached")" CGO_ENABLED=0 \
     go install -trimpath ${ldflags:+-ldflags "$ldflags"} "$pkg@$version")
   rmdir "$dir"
+  place "$cached" "$bin/$name"
   echo "tools: $name $version installed in $((SECONDS - start))s"
 }
 

@@ -135,8 +135,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	log.Info("starting", "version", telemetry.Version, "commit", telemetry.Commit, "config", cfg)
 	reg := telemetry.NewRegistry("api")
 
+	tp, stopTracing, err := telemetry.StartTracing(ctx, "api", getenv, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+
 	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{
-		MaxConns: cfg.DBMaxConns, ReadOnly: true, AppName: "rickmorty-api",
+		MaxConns: cfg.DBMaxConns, ReadOnly: true, AppName: "rickmorty-api", TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -172,7 +178,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		RateMaxClients: cfg.RateMaxClients,
 		TrustedProxies: cfg.TrustedProxies,
 		MaxRefreshAge:  cfg.MaxRefreshAge,
-	}, httpapi.Deps{Store: store, Cache: responses, Listener: listener, Logger: log, Registry: reg})
+	}, httpapi.Deps{Store: store, Cache: responses, Listener: listener, Logger: log, Registry: reg, TracerProvider: tp})
 
 	hs := &http.Server{
 		Handler:           srv,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rickmorty/rickmorty/db"
 	"github.com/rickmorty/rickmorty/pkg/ingest"
@@ -94,13 +95,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := telemetry.NewLogger(stderr, cfg.LogLevel, "ingester")
 	log.Info("starting", append([]any{"command", cmd, "version", telemetry.Version, "commit", telemetry.Commit}, cfg.logAttrs()...)...)
 
-	switch cmd {
-	case "migrate":
+	if cmd == "migrate" {
 		return migrate(cfg, stdout, stderr)
+	}
+	tp, stopTracing, err := telemetry.StartTracing(ctx, "ingester", getenv, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "ingester: invalid configuration:\n%v\n", err)
+		return exitUsage
+	}
+	defer stopTracing()
+	switch cmd {
 	case "once":
-		return once(ctx, cfg, log, force, stdout, stderr)
+		return once(ctx, cfg, tp, log, force, stdout, stderr)
 	default:
-		if err := serve(ctx, cfg, log); err != nil {
+		if err := serve(ctx, cfg, tp, log); err != nil {
 			log.Error("ingester stopped", "err", err)
 			return exitFailed
 		}
@@ -118,14 +126,16 @@ func migrate(cfg Config, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func once(ctx context.Context, cfg Config, log *slog.Logger, force bool, stdout, stderr io.Writer) int {
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.DBMaxConns, AppName: "rickmorty-ingester-once"})
+func once(ctx context.Context, cfg Config, tp trace.TracerProvider, log *slog.Logger, force bool, stdout, stderr io.Writer) int {
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{
+		MaxConns: cfg.DBMaxConns, AppName: "rickmorty-ingester-once", TracerProvider: tp,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "ingest failed: %v\n", err)
 		return exitFailed
 	}
 	defer pool.Close()
-	runner := newRunner(cfg, pool, log, nil)
+	runner := newRunner(cfg, pool, tp, log, nil)
 	sum, err := runner.Run(ctx, force)
 	switch {
 	case errors.Is(err, ingest.ErrLocked):
@@ -139,7 +149,8 @@ func once(ctx context.Context, cfg Config, log *slog.Logger, force bool, stdout,
 	return exitOK
 }
 
-func newRunner(cfg Config, pool *pgxpool.Pool, log *slog.Logger, reg *prometheus.Registry) *ingest.Runner {
+// newRunner wires the crawler and the runner; tp nil means no tracing.
+func newRunner(cfg Config, pool *pgxpool.Pool, tp trace.TracerProvider, log *slog.Logger, reg *prometheus.Registry) *ingest.Runner {
 	var um *upstream.Metrics
 	var im *ingest.Metrics
 	if reg != nil {
@@ -147,34 +158,38 @@ func newRunner(cfg Config, pool *pgxpool.Pool, log *slog.Logger, reg *prometheus
 		im = ingest.NewMetrics(reg)
 	}
 	client := upstream.New(upstream.Config{
-		BaseURL:       cfg.UpstreamURL,
-		Timeout:       cfg.Timeout,
-		Retries:       cfg.Retries,
-		RetryWaitMin:  cfg.RetryWaitMin,
-		RetryWaitMax:  cfg.RetryWaitMax,
-		MaxRetryAfter: cfg.MaxRetryAfter,
-		Concurrency:   cfg.Concurrency,
-		UserAgent:     "rickmorty-ingester/" + telemetry.Version,
+		BaseURL:        cfg.UpstreamURL,
+		Timeout:        cfg.Timeout,
+		Retries:        cfg.Retries,
+		RetryWaitMin:   cfg.RetryWaitMin,
+		RetryWaitMax:   cfg.RetryWaitMax,
+		MaxRetryAfter:  cfg.MaxRetryAfter,
+		Concurrency:    cfg.Concurrency,
+		UserAgent:      "rickmorty-ingester/" + telemetry.Version,
+		TracerProvider: tp,
 	}, log, um)
 	return ingest.NewRunner(client, postgres.NewIngests(pool), log, im, ingest.Options{
 		MaxDeleteRatio: cfg.MaxDeleteRatio,
 		Timeout:        cfg.RunTimeout,
+		TracerProvider: tp,
 	})
 }
 
-func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg Config, tp trace.TracerProvider, log *slog.Logger) error {
 	schedule, err := ingest.ParseSchedule(cfg.Schedule)
 	if err != nil {
 		return err
 	}
-	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{MaxConns: cfg.DBMaxConns, AppName: "rickmorty-ingester"})
+	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{
+		MaxConns: cfg.DBMaxConns, AppName: "rickmorty-ingester", TracerProvider: tp,
+	})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
 	reg := telemetry.NewRegistry("ingester")
-	runner := newRunner(cfg, pool, log, reg)
+	runner := newRunner(cfg, pool, tp, log, reg)
 	if err := runner.Prime(ctx); err != nil {
 		// Not fatal: the database may come up later; the runs will report it.
 		log.Warn("could not read the stored state at start", "err", err)

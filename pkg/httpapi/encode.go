@@ -67,7 +67,7 @@ const hex = "0123456789abcdef"
 // appendString appends s as a JSON string with the escaping encoding/json
 // uses: quotes, backslashes and control characters; <, > and & as \u00XX so
 // a body can never be read as HTML; U+2028 and U+2029, which JavaScript
-// treats as line ends; invalid UTF-8 as U+FFFD.
+// treats as line ends; invalid UTF-8 (which Postgres never returns) as U+FFFD.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0

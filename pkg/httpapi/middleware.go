@@ -11,6 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/rickmorty/rickmorty/pkg/character"
@@ -56,12 +58,40 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		elapsed := time.Since(start)
 		s.metrics.requests.WithLabelValues(route, methodLabel(c.Request().Method), statusLabel(code)).Inc()
 		s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
-		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
-			s.log.Debug("request", "method", c.Request().Method, "route", route, "path", c.Request().URL.Path,
+		ctx := c.Request().Context()
+		if err != nil && code >= http.StatusInternalServerError && s.tracer != nil {
+			// otelhttp marks the span failed from the status; this says why.
+			trace.SpanFromContext(ctx).RecordError(err)
+		}
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			s.log.DebugContext(ctx, "request", "method", c.Request().Method, "route", route, "path", c.Request().URL.Path,
 				"status", code, "duration_ms", float64(elapsed.Microseconds())/1000, "client", c.RealIP())
 		}
 		return nil
 	}
+}
+
+// traceRoute names the server span after the route pattern, as in
+// "GET /characters/:id", and sets http.route, once routing is known: the
+// span is started by otelhttp before Echo routes. Unmatched requests keep
+// the bare method as their name. Installed only when tracing is on.
+func (s *Server) traceRoute(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if route := c.Path(); knownRoutes[route] {
+			span := trace.SpanFromContext(c.Request().Context())
+			span.SetName(spanMethod(c.Request().Method) + " " + route)
+			span.SetAttributes(semconv.HTTPRoute(route))
+		}
+		return next(c)
+	}
+}
+
+// spanMethod is the method as span names have it: unknown ones are "HTTP".
+func spanMethod(m string) string {
+	if l := methodLabel(m); l != "OTHER" {
+		return l
+	}
+	return "HTTP"
 }
 
 // methodLabel folds unknown methods into one value: clients may send any token.

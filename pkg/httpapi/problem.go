@@ -60,7 +60,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 		p.Detail, p.Param = de.Message, de.Param
 		if p.Status >= 500 && de.Err != nil {
-			s.log.Warn("request failed", "route", c.Path(), "err", err)
+			s.log.WarnContext(c.Request().Context(), "request failed", "route", c.Path(), "err", err)
 		}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		p.Status = http.StatusServiceUnavailable
@@ -72,11 +72,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 			p.Detail = http.StatusText(he.Code) + "."
 		}
 		if he.Code >= 500 {
-			s.log.Error("request failed", "route", c.Path(), "err", err)
+			s.log.ErrorContext(c.Request().Context(), "request failed", "route", c.Path(), "err", err)
 		}
 	default:
 		p.Status = http.StatusInternalServerError
-		s.log.Error("request failed", "route", c.Path(), "err", err)
+		s.log.ErrorContext(c.Request().Context(), "request failed", "route", c.Path(), "err", err)
 	}
 	if p.Status == http.StatusInternalServerError {
 		p.Detail = "An unexpected error occurred."

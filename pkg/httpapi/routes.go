@@ -21,17 +21,21 @@ const (
 )
 
 // routes registers every route and the middleware chain. Order matters:
-// observe is outermost so it sees the final status of everything inside,
-// including recovered panics and errors rendered as problems.
+// observe is outermost (but for traceRoute, which only names the span) so
+// it sees the final status of everything inside, including recovered
+// panics and errors rendered as problems.
 func (s *Server) routes() {
 	e := s.echo
+	if s.tracer != nil {
+		e.Use(s.traceRoute)
+	}
 	e.Use(
 		s.observe,
 		middleware.RecoverWithConfig(middleware.RecoverConfig{
 			DisableStackAll:   true,
 			DisablePrintStack: true,
 			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-				s.log.Error("panic serving request", "err", err, "route", c.Path(), "stack", string(stack))
+				s.log.ErrorContext(c.Request().Context(), "panic serving request", "err", err, "route", c.Path(), "stack", string(stack))
 				return err
 			},
 		}),

@@ -6,15 +6,22 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rickmorty/rickmorty/pkg/cache"
 	"github.com/rickmorty/rickmorty/pkg/character"
 	"github.com/rickmorty/rickmorty/pkg/postgres"
+	"github.com/rickmorty/rickmorty/pkg/telemetry"
 )
 
 // Store is what the API reads from; *postgres.Store implements it.
@@ -63,6 +70,10 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Registry gets the HTTP metrics and is served on /metrics.
 	Registry *prometheus.Registry
+	// TracerProvider, when set, gets a server span per request (named by
+	// route pattern, continuing an incoming W3C traceparent) and a
+	// cache.fill span per cache miss. Nil: no tracing, and no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the API's http.Handler.
@@ -76,6 +87,9 @@ type Server struct {
 	echo     *echo.Echo
 	metrics  *httpMetrics
 	limiter  *limiter
+	// traced wraps echo in server spans; nil when tracing is off.
+	traced http.Handler
+	tracer trace.Tracer
 
 	ready    atomic.Bool
 	draining atomic.Bool
@@ -116,6 +130,10 @@ func NewServer(cfg Config, deps Deps) *Server {
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateMaxClients)
 	}
+	if deps.TracerProvider != nil {
+		s.tracer = deps.TracerProvider.Tracer(tracerName)
+		s.store = tracedStore{Store: s.store, tracer: s.tracer}
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	// Echo's default RealIP believes X-Forwarded-For and X-Real-IP from
@@ -124,11 +142,32 @@ func NewServer(cfg Config, deps Deps) *Server {
 	e.HTTPErrorHandler = s.handleError
 	s.echo = e
 	s.routes()
+	if deps.TracerProvider != nil {
+		s.traced = otelhttp.NewHandler(e, "http.server",
+			otelhttp.WithTracerProvider(deps.TracerProvider),
+			otelhttp.WithPropagators(telemetry.Propagator()),
+			// The Prometheus metrics already cover requests.
+			otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+			// Probes and scrapes would be most of the traces and tell nothing.
+			otelhttp.WithFilter(func(r *http.Request) bool { return !untracedPaths[r.URL.Path] }),
+		)
+	}
 	return s
 }
 
+const tracerName = "github.com/rickmorty/rickmorty/pkg/httpapi"
+
+// untracedPaths get no server span.
+var untracedPaths = map[string]bool{routeHealthz: true, routeReadyz: true, routeMetrics: true}
+
 // ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.traced != nil {
+		s.traced.ServeHTTP(w, r)
+		return
+	}
+	s.echo.ServeHTTP(w, r)
+}
 
 // SetReady marks the pod ready once it has reached the database and seen
 // the expected schema. Readiness is never withdrawn for a database outage:
@@ -143,3 +182,33 @@ func (s *Server) StartDraining() { s.draining.Store(true) }
 type notListening struct{}
 
 func (notListening) Connected() bool { return false }
+
+// tracedStore puts a cache.fill span around the store reads. The handlers
+// call List and Get only to fill the cache on a miss, so the span covers
+// exactly the work a miss costs, with the database spans as its children.
+type tracedStore struct {
+	Store
+	tracer trace.Tracer
+}
+
+func (s tracedStore) List(ctx context.Context, q character.ListQuery) (character.Page, error) {
+	ctx, span := s.tracer.Start(ctx, "cache.fill", trace.WithAttributes(attribute.String("cache.key", "list "+q.Key())))
+	defer span.End()
+	p, err := s.Store.List(ctx, q)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return p, err
+}
+
+func (s tracedStore) Get(ctx context.Context, id int) (character.Character, int64, error) {
+	ctx, span := s.tracer.Start(ctx, "cache.fill", trace.WithAttributes(attribute.String("cache.key", "item "+strconv.Itoa(id))))
+	defer span.End()
+	c, v, err := s.Store.Get(ctx, id)
+	if err != nil && character.ErrorCode(err) != character.ENOTFOUND { // a 404 is cached, not a failure
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return c, v, err
+}

@@ -9,6 +9,11 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/rickmorty/rickmorty/pkg/character"
 	"github.com/rickmorty/rickmorty/pkg/postgres"
 	"github.com/rickmorty/rickmorty/pkg/upstream"
@@ -28,6 +33,7 @@ type Runner struct {
 	store   *postgres.Ingests
 	log     *slog.Logger
 	metrics *Metrics
+	tracer  trace.Tracer
 	opts    Options
 }
 
@@ -35,6 +41,9 @@ type Runner struct {
 type Options struct {
 	MaxDeleteRatio float64       // see postgres.SyncOptions
 	Timeout        time.Duration // a run is cancelled after this long; 0 = no limit
+	// TracerProvider, when set, gets a span per run (ingest.run) with
+	// children for the crawl and the sync. Nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Summary describes one finished run.
@@ -53,7 +62,12 @@ func NewRunner(c Crawler, store *postgres.Ingests, log *slog.Logger, metrics *Me
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	return &Runner{crawler: c, store: store, log: log, metrics: metrics, opts: opts}
+	tp := opts.TracerProvider
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	return &Runner{crawler: c, store: store, log: log, metrics: metrics, opts: opts,
+		tracer: tp.Tracer("github.com/rickmorty/rickmorty/pkg/ingest")}
 }
 
 // Run performs one ingest. It returns ErrLocked, without writing anything,
@@ -61,6 +75,8 @@ func NewRunner(c Crawler, store *postgres.Ingests, log *slog.Logger, metrics *Me
 // data exactly as it was and is recorded in ingest_runs.
 func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 	start := time.Now()
+	ctx, span := r.tracer.Start(ctx, "ingest.run", trace.WithAttributes(attribute.Bool("ingest.force", force)))
+	defer span.End()
 	if r.opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.opts.Timeout)
@@ -69,11 +85,13 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 	lock, err := r.store.TryLock(ctx)
 	if errors.Is(err, postgres.ErrLocked) {
 		r.metrics.Runs.WithLabelValues("locked").Inc()
-		r.log.Info("ingest skipped: another ingest holds the lock")
+		span.SetAttributes(attribute.String("ingest.result", "locked"))
+		r.log.InfoContext(ctx, "ingest skipped: another ingest holds the lock")
 		return Summary{}, ErrLocked
 	}
 	if err != nil {
 		r.finish("failed", start)
+		failRun(span, err)
 		return Summary{}, fmt.Errorf("ingest: %w", err)
 	}
 	defer lock.Release()
@@ -82,22 +100,26 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 	run.ID, err = lock.StartRun(ctx)
 	if err != nil {
 		r.finish("failed", start)
+		failRun(span, err)
 		return Summary{}, fmt.Errorf("ingest: %w", err)
 	}
+	span.SetAttributes(attribute.Int64("ingest.run_id", run.ID))
 	log := r.log.With("run_id", run.ID)
-	log.Info("ingest started", "force", force)
+	log.InfoContext(ctx, "ingest started", "force", force)
 
 	run, err = r.crawlAndSync(ctx, lock, run, force)
 	sum := Summary{Run: run, Duration: time.Since(start)}
+	span.SetAttributes(runAttrs(run)...)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("cancelled (%w) after %s: %w", context.Cause(ctx), sum.Duration.Round(time.Millisecond), err)
 		}
 		if recErr := r.store.FailRun(run, err); recErr != nil {
-			log.Error("could not record the failed run", "err", recErr)
+			log.ErrorContext(ctx, "could not record the failed run", "err", recErr)
 		}
 		r.finish("failed", start)
-		log.Error("ingest failed; stored data left unchanged", "err", err,
+		failRun(span, err)
+		log.ErrorContext(ctx, "ingest failed; stored data left unchanged", "err", err,
 			"pages", run.Pages, "fetched", run.Fetched, "kept", run.Kept, "duration_seconds", sum.Duration.Seconds())
 		return sum, err
 	}
@@ -108,14 +130,15 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 	r.metrics.Stored.Set(float64(run.Stored))
 	r.metrics.LastSuccess.SetToCurrentTime()
 	r.metrics.DataVersion.Set(float64(run.DataVersion))
-	log.Info("ingest succeeded", "pages", run.Pages, "fetched", run.Fetched, "kept", run.Kept,
+	span.SetAttributes(attribute.String("ingest.result", "success"))
+	log.InfoContext(ctx, "ingest succeeded", "pages", run.Pages, "fetched", run.Fetched, "kept", run.Kept,
 		"inserted", run.Inserted, "updated", run.Updated, "deleted", run.Deleted, "stored", run.Stored,
 		"data_version", run.DataVersion, "duration_seconds", sum.Duration.Seconds())
 	return sum, nil
 }
 
 func (r *Runner) crawlAndSync(ctx context.Context, lock *postgres.Lock, run postgres.Run, force bool) (postgres.Run, error) {
-	res, err := r.crawler.Crawl(ctx)
+	res, err := r.crawl(ctx)
 	if err != nil {
 		return run, fmt.Errorf("crawl: %w", err)
 	}
@@ -125,7 +148,69 @@ func (r *Runner) crawlAndSync(ctx context.Context, lock *postgres.Lock, run post
 		return run, err
 	}
 	run.Kept = len(kept)
-	return lock.Sync(ctx, run, kept, postgres.SyncOptions{MaxDeleteRatio: r.opts.MaxDeleteRatio, Force: force})
+	return r.sync(ctx, lock, run, kept, force)
+}
+
+// crawl fetches the upstream under an ingest.crawl span, the parent of the
+// HTTP client spans.
+func (r *Runner) crawl(ctx context.Context) (upstream.Result, error) {
+	ctx, span := r.tracer.Start(ctx, "ingest.crawl")
+	defer span.End()
+	res, err := r.crawler.Crawl(ctx)
+	if err != nil {
+		failSpan(span, err)
+		return res, err
+	}
+	span.SetAttributes(
+		attribute.Int("ingest.pages", res.Pages),
+		attribute.Int("ingest.fetched", len(res.Characters)),
+		attribute.Int("ingest.requests", res.Requests),
+	)
+	return res, nil
+}
+
+// sync writes the kept characters under an ingest.sync span, the parent of
+// the database spans.
+func (r *Runner) sync(ctx context.Context, lock *postgres.Lock, run postgres.Run, kept []character.Character, force bool) (postgres.Run, error) {
+	ctx, span := r.tracer.Start(ctx, "ingest.sync", trace.WithAttributes(attribute.Int("ingest.kept", len(kept))))
+	defer span.End()
+	run, err := lock.Sync(ctx, run, kept, postgres.SyncOptions{MaxDeleteRatio: r.opts.MaxDeleteRatio, Force: force})
+	if err != nil {
+		failSpan(span, err)
+		return run, err
+	}
+	span.SetAttributes(
+		attribute.Int("ingest.inserted", run.Inserted),
+		attribute.Int("ingest.updated", run.Updated),
+		attribute.Int("ingest.deleted", run.Deleted),
+	)
+	return run, nil
+}
+
+// runAttrs are a run's counts as span attributes.
+func runAttrs(run postgres.Run) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.Int("ingest.pages", run.Pages),
+		attribute.Int("ingest.fetched", run.Fetched),
+		attribute.Int("ingest.kept", run.Kept),
+		attribute.Int("ingest.inserted", run.Inserted),
+		attribute.Int("ingest.updated", run.Updated),
+		attribute.Int("ingest.deleted", run.Deleted),
+		attribute.Int("ingest.stored", run.Stored),
+		attribute.Int64("ingest.data_version", run.DataVersion),
+	}
+}
+
+// failSpan marks span failed with err.
+func failSpan(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+}
+
+// failRun marks the ingest.run span failed with err.
+func failRun(span trace.Span, err error) {
+	failSpan(span, err)
+	span.SetAttributes(attribute.String("ingest.result", "failed"))
 }
 
 // Filter converts the upstream characters and keeps those character.Admit

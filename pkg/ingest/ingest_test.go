@@ -546,8 +546,18 @@ func TestCancellationMidTransactionLeavesNothingPartial(t *testing.T) {
 	blocker := blockRunRow(t, e.pool)
 	waitUntilBlocked(t, e.pool) // the merge has run inside the transaction
 	cancel()
-	err := <-done
+	// The sync gives up; then recording the failure waits for the row the
+	// test holds. Release it only then, so the sync cannot go on instead.
+	waitFor(t, func() bool {
+		var n int
+		_ = e.pool.QueryRow(context.Background(), `
+			SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'
+			  AND query LIKE '%result = ''failed''%'`).Scan(&n)
+		return n > 0
+	})
 	_ = blocker.Rollback(context.Background())
+	err := <-done
 	if err == nil || !strings.Contains(err.Error(), "cancel") {
 		t.Fatalf("Run error = %v, want a cancellation", err)
 	}

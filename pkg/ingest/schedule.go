@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ParseSchedule validates a cron spec: five fields or a descriptor such as
@@ -33,8 +34,11 @@ func Serve(ctx context.Context, r *Runner, schedule cron.Schedule, log *slog.Log
 		if ctx.Err() != nil {
 			return
 		}
+		// Each tick is a trace of its own: ingest.run is its root span,
+		// whatever span ctx may hold.
+		tick := trace.ContextWithSpanContext(ctx, trace.SpanContext{})
 		// Failures are logged, counted and recorded by Run; the schedule goes on.
-		_, _ = r.Run(ctx, false)
+		_, _ = r.Run(tick, false)
 	}))
 	c.Start()
 	<-ctx.Done()

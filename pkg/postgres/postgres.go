@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5/pgxpool"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // NotifyChannel is the channel the ingester NOTIFYs on commit of a
@@ -22,6 +25,10 @@ type PoolConfig struct {
 	ReadOnly bool
 	// AppName shows in pg_stat_activity.
 	AppName string
+	// TracerProvider, when set, gets a client span for every query, batch,
+	// COPY and pool acquire made with a context that holds a recording
+	// span. Nil leaves the pool without a tracer, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // OpenPool parses databaseURL, applies cfg and returns a pool. It does not
@@ -40,6 +47,17 @@ func OpenPool(ctx context.Context, databaseURL string, cfg PoolConfig) (*pgxpool
 	}
 	if cfg.ReadOnly {
 		rp["default_transaction_read_only"] = "on"
+	}
+	if cfg.TracerProvider != nil {
+		// Spans only: the metrics stay Prometheus's. The SQL is recorded
+		// (it is parameterized), the arguments never are. Names are
+		// prefixed ("query SELECT", "prepare SELECT", "batch query
+		// INSERT") so a statement's implicit prepare is told from it.
+		pc.ConnConfig.Tracer = otelpgx.NewTracer(
+			otelpgx.WithTracerProvider(cfg.TracerProvider),
+			otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
+			otelpgx.WithQuerySpanNamePrefix(),
+		)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {

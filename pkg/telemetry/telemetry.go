@@ -1,4 +1,5 @@
-// Package telemetry builds the process's logger and Prometheus registry.
+// Package telemetry builds the process's logger, Prometheus registry and
+// OpenTelemetry tracing.
 package telemetry
 
 import (
@@ -22,10 +23,12 @@ var (
 // Namespace prefixes every metric this project exports.
 const Namespace = "rickmorty"
 
-// NewLogger returns a JSON slog logger at level, tagged with the component name.
+// NewLogger returns a JSON slog logger at level, tagged with the component
+// name. Records logged with a context holding a span (InfoContext etc.)
+// carry its trace_id and span_id.
 func NewLogger(w io.Writer, level slog.Leveler, component string) *slog.Logger {
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
-	return slog.New(h).With("component", component)
+	return slog.New(traceHandler{h}).With("component", component)
 }
 
 // NewRegistry returns a registry with the Go and process collectors and

@@ -13,7 +13,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/rickmorty/rickmorty/pkg/telemetry"
 )
 
 // Config tunes the crawler.
@@ -27,6 +32,10 @@ type Config struct {
 	Concurrency   int           // pages fetched at once after page 1
 	MaxPageBytes  int64         // a page body larger than this is refused
 	UserAgent     string
+	// TracerProvider, when set, gets a client span for every HTTP attempt
+	// (retries included) and W3C trace context is sent upstream. Nil: no
+	// tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Result is one complete, validated crawl.
@@ -64,14 +73,22 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics) *Client {
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	rc := retryablehttp.NewClient()
-	rc.HTTPClient = &http.Client{
-		Timeout: cfg.Timeout,
-		Transport: &instrumentedTransport{
-			next:    http.DefaultTransport.(*http.Transport).Clone(),
-			metrics: metrics,
-		},
+	var transport http.RoundTripper = &instrumentedTransport{
+		next:    http.DefaultTransport.(*http.Transport).Clone(),
+		metrics: metrics,
 	}
+	if cfg.TracerProvider != nil {
+		// Outside the metrics transport, so the traceparent it injects is
+		// on the request the metrics transport sends.
+		transport = otelhttp.NewTransport(transport,
+			otelhttp.WithTracerProvider(cfg.TracerProvider),
+			otelhttp.WithPropagators(telemetry.Propagator()),
+			otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+		)
+	}
+	rc := retryablehttp.NewClient()
+	rc.HTTPClient = &http.Client{Timeout: cfg.Timeout, Transport: transport}
 	rc.RetryMax = cfg.Retries
 	rc.RetryWaitMin = cfg.RetryWaitMin
 	rc.RetryWaitMax = cfg.RetryWaitMax
@@ -81,7 +98,7 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics) *Client {
 	rc.RequestLogHook = func(_ retryablehttp.Logger, r *http.Request, attempt int) {
 		if attempt > 0 {
 			metrics.Retries.Inc()
-			log.Debug("retrying upstream request", "url", r.URL.String(), "attempt", attempt)
+			log.DebugContext(r.Context(), "retrying upstream request", "url", r.URL.String(), "attempt", attempt)
 		}
 	}
 	// Keep the last response so the error names its status instead of a bare "giving up".
@@ -94,7 +111,7 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics) *Client {
 func (c *Client) Crawl(ctx context.Context) (Result, error) {
 	res, err := c.crawlOnce(ctx)
 	if errors.Is(err, ErrChanged) {
-		c.log.Warn("upstream changed during the crawl; crawling again once", "err", err)
+		c.log.WarnContext(ctx, "upstream changed during the crawl; crawling again once", "err", err)
 		res, err = c.crawlOnce(ctx)
 	}
 	return res, err
@@ -187,7 +204,7 @@ func (c *Client) fetchPage(ctx context.Context, n int) (Page, error) {
 			return p, err
 		}
 		lastErr = err
-		c.log.Warn("invalid upstream page; fetching it again", "page", n, "err", err)
+		c.log.WarnContext(ctx, "invalid upstream page; fetching it again", "page", n, "err", err)
 	}
 	return Page{}, lastErr
 }

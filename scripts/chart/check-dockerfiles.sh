@@ -34,7 +34,7 @@ failures=0
 fail() { echo "  FAIL: $*" >&2; failures=$((failures + 1)); }
 ok() { echo "  ok: $*"; }
 
-gomod_go="$(awk '$1 == "go" { print $2; exit }' go.mod)"
+gomod_go="$(scripts/ci/go-version.sh)" # go.mod's toolchain line, else its go line
 local_go="$(go env GOVERSION)"
 local_go="${local_go#go}"
 
@@ -103,11 +103,15 @@ for df in "${dockerfiles[@]}"; do
 
   # Go version: Dockerfile == go.mod == the Go replaying the build.
   go_arg="${global_args[GO_VERSION]:-}"
-  if [ "$go_arg" = "$gomod_go" ]; then ok "GO_VERSION=$go_arg is go.mod's go directive"; else fail "GO_VERSION=$go_arg but go.mod says go $gomod_go"; fi
+  if [ "$go_arg" = "$gomod_go" ]; then ok "GO_VERSION=$go_arg is the project's Go (scripts/ci/go-version.sh)"; else fail "GO_VERSION=$go_arg but the project's Go is $gomod_go (scripts/ci/go-version.sh)"; fi
   if [ "$go_arg" != "$local_go" ]; then fail "this machine has Go $local_go, not $go_arg: the replay would not use the image's Go"; fi
   if grep -qE '^GO_VERSION[[:space:]]*[:?]?=' Makefile 2>/dev/null; then
     mk_go="$(sed -nE 's/^GO_VERSION[[:space:]]*[:?]?=[[:space:]]*//p' Makefile | head -1)"
-    [ "$mk_go" = "$go_arg" ] && ok "Makefile GO_VERSION=$mk_go" || fail "Makefile GO_VERSION=$mk_go differs from $go_arg"
+    case "$mk_go" in
+      *scripts/ci/go-version.sh*) ok "Makefile GO_VERSION comes from scripts/ci/go-version.sh" ;;
+      "$go_arg") ok "Makefile GO_VERSION=$mk_go" ;;
+      *) fail "Makefile GO_VERSION=$mk_go differs from $go_arg" ;;
+    esac
   fi
   build_image="${stage_images[$build_stage]//\$\{GO_VERSION\}/$go_arg}"
   [[ "$build_image" == golang:"$go_arg"* ]] && ok "build stage FROM $build_image" || fail "build stage FROM $build_image is not golang:$go_arg"

@@ -12,6 +12,7 @@
 #   gofmt         gofmt -s -l on every Go file                    [lint]
 #   vet           go vet on every module                          [lint]
 #   lint          golangci-lint (.golangci.yml) on every module   [lint]
+#   compose       docker-compose.yml is valid (compose config)   [lint]
 #   test          unit + Postgres integration tests, -race, coverage [test]
 #   vuln          govulncheck, offline database, allowlist        [govulncheck]
 #   chart         helm lint/template, kubeconform, chart tests    [chart]
@@ -30,7 +31,7 @@ export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 # Build and test with the project's Go (go.mod), whatever the machine's is.
 export GOTOOLCHAIN="${GOTOOLCHAIN:-go$(scripts/ci/go-version.sh)}"
 
-all=(go-version gofmt vet lint test vuln chart ops actionlint images e2e)
+all=(go-version gofmt vet lint compose test vuln chart ops actionlint images e2e)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for s in "${want[@]}" ${SKIP:-}; do
@@ -82,6 +83,16 @@ step_chart() { scripts/chart/test.sh; }
 step_ops() { need scripts/ops-test.sh && bash scripts/ops-test.sh; }
 step_actionlint() { scripts/ci/actionlint.sh; }
 step_images() { bash scripts/chart/check-dockerfiles.sh; }
+step_compose() {
+  if command -v docker-compose >/dev/null 2>&1; then
+    docker-compose -f docker-compose.yml --profile observability config -q
+  elif command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+    docker compose -f docker-compose.yml --profile observability config -q
+  else
+    echo "compose: neither docker-compose nor docker compose is installed (apt-get install docker-compose)" >&2
+    return 1
+  fi
+}
 step_e2e() { need scripts/e2e.sh && bash scripts/e2e.sh; }
 
 need() { [ -f "$1" ] || { echo "$1 does not exist yet"; return 1; }; }
