@@ -57,8 +57,22 @@ start() {
 
 # The database: DATABASE_URL if it answers, else a local or started server.
 API_DATABASE_URL=
-if [ -n "${DATABASE_URL:-}" ] && psql "$DATABASE_URL" -XAtqc 'SELECT 1' >/dev/null 2>&1; then
-  say "using DATABASE_URL"
+mask() { echo "$1" | sed -E 's#(://[^:/@]*:)[^@]*@#\1xxxxx@#'; }
+command -v psql >/dev/null 2>&1 || scripts/ensure-postgres.sh >/dev/null || die "psql is needed; install postgresql-client"
+if [ -n "${DATABASE_URL:-}" ] && ! psql "$DATABASE_URL" -XAtqc 'SELECT 1' >/dev/null 2>&1; then
+  # The server may answer while the database does not exist yet: create it.
+  target_db=$(echo "$DATABASE_URL" | sed -nE 's#^[a-z]+://[^/]+/([^?]+).*#\1#p')
+  server_url=$(echo "$DATABASE_URL" | sed -E 's#^([a-z]+://[^/]+)/[^?]*#\1/postgres#')
+  if [ -n "$target_db" ] && psql "$server_url" -XAtqc 'SELECT 1' >/dev/null 2>&1 \
+    && psql "$server_url" -XAtqc "CREATE DATABASE \"$target_db\"" >/dev/null 2>&1; then
+    say "created database $target_db on DATABASE_URL's server"
+  else
+    say "DATABASE_URL ($(mask "$DATABASE_URL")) does not answer; falling back to a local server"
+    unset DATABASE_URL
+  fi
+fi
+if [ -n "${DATABASE_URL:-}" ]; then
+  say "using DATABASE_URL ($(mask "$DATABASE_URL"))"
 else
   admin=$(scripts/ensure-postgres.sh) || die "no Postgres: see the message above"
   if [ "$(psql "$admin" -XAtqc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")" != 1 ]; then
