@@ -58,7 +58,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	r := config.NewReader(getenv)
 	c := Config{
 		DatabaseURL:     r.DatabaseURL("DATABASE_URL"),
-		HTTPAddr:        r.String("HTTP_ADDR", ":8080"),
+		HTTPAddr:        r.Addr("HTTP_ADDR", ":8080"),
 		LogLevel:        r.LogLevel("LOG_LEVEL", slog.LevelInfo),
 		DBMaxConns:      r.Int("DB_MAX_CONNS", 8, 1, 1000),
 		CacheTTL:        r.Duration("CACHE_TTL", 5*time.Minute, 0, 24*time.Hour),
@@ -71,8 +71,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second, 10*time.Minute),
 		MaxRefreshAge:   r.Duration("HEALTH_MAX_REFRESH_AGE", 0, 0, 365*24*time.Hour),
 	}
-	_, _, err := net.SplitHostPort(c.HTTPAddr)
-	r.Check(err == nil, "HTTP_ADDR", "%q must be host:port or :port", c.HTTPAddr)
 	proxies := r.String("TRUSTED_PROXIES", "")
 	for item := range strings.SplitSeq(proxies, ",") {
 		item = strings.TrimSpace(item)

@@ -32,7 +32,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DatabaseURL:    r.DatabaseURL("DATABASE_URL"),
 		UpstreamURL:    r.URL("UPSTREAM_URL", "https://rickandmortyapi.com/api"),
 		Schedule:       r.String("INGEST_SCHEDULE", "@every 5m"),
-		MetricsAddr:    r.String("METRICS_ADDR", ":9090"),
+		MetricsAddr:    r.Addr("METRICS_ADDR", ":9090"),
 		LogLevel:       r.LogLevel("LOG_LEVEL", slog.LevelInfo),
 		Timeout:        r.Duration("UPSTREAM_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
 		Retries:        r.Int("UPSTREAM_RETRIES", 5, 0, 20),

@@ -75,8 +75,8 @@ const (
 const (
 	DefaultPageSize = 20
 	MaxPageSize     = 100
-	// MaxPage keeps (page-1)*page_size from overflowing; any page past the
-	// data is answered as out of range, however large.
+	// MaxPage keeps (page-1)*page_size from overflowing; a larger page is
+	// refused as invalid, any page up to it past the data is out of range.
 	MaxPage = math.MaxInt / MaxPageSize
 )
 
@@ -129,7 +129,7 @@ func ParseListQuery(v url.Values) (ListQuery, error) {
 		case "page":
 			n, ok := parseInt(s)
 			if !ok || n < 1 || n > MaxPage {
-				return ListQuery{}, Invalid(name, "parameter \"page\" must be a positive integer")
+				return ListQuery{}, Invalid(name, "parameter \"page\" must be an integer between 1 and %d", MaxPage)
 			}
 			q.Page = n
 		case "page_size":

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Reader reads variables through getenv and remembers what was wrong.
@@ -77,7 +81,7 @@ func (r *Reader) Float(name string, def, lo, hi float64) float64 {
 		return def
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		r.fail(name, v, "not a number")
 		return def
 	}
@@ -135,7 +139,8 @@ func (r *Reader) URL(name, def string) string {
 	return strings.TrimRight(v, "/")
 }
 
-// DatabaseURL returns the required Postgres URL or key=value DSN in name.
+// DatabaseURL returns the required Postgres URL (postgres://...) or
+// key=value DSN in name. The value is not echoed: it may hold a password.
 func (r *Reader) DatabaseURL(name string) string {
 	v := r.Required(name)
 	if v == "" {
@@ -144,8 +149,26 @@ func (r *Reader) DatabaseURL(name string) string {
 	if strings.Contains(v, "://") {
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			r.errs = append(r.errs, fmt.Errorf("%s: must be a postgres:// URL", name))
+			r.errs = append(r.errs, fmt.Errorf("%s: must be a postgres:// URL or a key=value connection string", name))
+			return v
 		}
+	}
+	if _, err := pgconn.ParseConfig(v); err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: not a valid Postgres connection string", name))
+	}
+	return v
+}
+
+// Addr returns the variable as a listen address (host:port or :port), or
+// def when unset.
+func (r *Reader) Addr(name, def string) string {
+	v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		r.fail(name, v, "must be host:port or :port")
+		return def
 	}
 	return v
 }

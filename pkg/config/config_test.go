@@ -12,7 +12,8 @@ func env(kv map[string]string) func(string) string {
 }
 
 func TestReaderDefaultsAndValues(t *testing.T) {
-	r := NewReader(env(map[string]string{"N": "7", "D": "250ms", "B": "true", "U": "http://x:1/api/", "L": "debug", "F": "0.25"}))
+	r := NewReader(env(map[string]string{"N": "7", "D": "250ms", "B": "true", "U": "http://x:1/api/", "L": "debug", "F": "0.25",
+		"DBDSN": "host=db user=app dbname=rm", "ADDR": "127.0.0.1:9090"}))
 	if got, want := r.Int("N", 1, 1, 10), 7; got != want {
 		t.Errorf("Int = %d, want %d", got, want)
 	}
@@ -34,13 +35,20 @@ func TestReaderDefaultsAndValues(t *testing.T) {
 	if got, want := r.Float("F", 0.5, 0, 1), 0.25; got != want {
 		t.Errorf("Float = %v, want %v", got, want)
 	}
+	if got, want := r.DatabaseURL("DBDSN"), "host=db user=app dbname=rm"; got != want {
+		t.Errorf("DatabaseURL = %q, want %q", got, want)
+	}
+	if got, want := r.Addr("ADDR", ":1"), "127.0.0.1:9090"; got != want {
+		t.Errorf("Addr = %q, want %q", got, want)
+	}
 	if err := r.Err(); err != nil {
 		t.Fatalf("Err = %v", err)
 	}
 }
 
 func TestReaderErrorsNameTheVariable(t *testing.T) {
-	r := NewReader(env(map[string]string{"N": "x", "M": "99", "D": "5 minutes", "U": "ftp://x", "B": "maybe", "L": "loud", "DB": "mysql://x"}))
+	r := NewReader(env(map[string]string{"N": "x", "M": "99", "D": "5 minutes", "U": "ftp://x", "B": "maybe", "L": "loud", "DB": "mysql://x",
+		"NAN": "NaN", "INF": "+Inf", "DSN": "garbage", "A": "8080"}))
 	r.Int("N", 1, 1, 10)
 	r.Int("M", 1, 1, 10)
 	r.Duration("D", time.Second, 0, time.Hour)
@@ -49,11 +57,17 @@ func TestReaderErrorsNameTheVariable(t *testing.T) {
 	r.LogLevel("L", slog.LevelInfo)
 	r.Required("REQ")
 	r.DatabaseURL("DB")
+	if got := r.Float("NAN", 0.5, 0, 1); got != 0.5 {
+		t.Errorf("Float(NaN) = %v, want the default", got)
+	}
+	r.Float("INF", 0.5, 0, 1e9)
+	r.DatabaseURL("DSN")
+	r.Addr("A", ":1")
 	err := r.Err()
 	if err == nil {
 		t.Fatal("Err = nil, want errors")
 	}
-	for _, name := range []string{"N=", "M=", "D=", "U=", "B=", "L=", "REQ is required", "DB:"} {
+	for _, name := range []string{"N=", "M=", "D=", "U=", "B=", "L=", "REQ is required", "DB:", "NAN=", "INF=", "DSN:", "A="} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}

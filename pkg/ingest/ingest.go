@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -90,18 +92,14 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 		return Summary{}, ErrLocked
 	}
 	if err != nil {
-		r.finish("failed", start)
-		failRun(span, err)
-		return Summary{}, fmt.Errorf("ingest: %w", err)
+		return Summary{}, r.failBeforeStart(ctx, span, start, err)
 	}
 	defer lock.Release()
 
 	run := postgres.Run{}
 	run.ID, err = lock.StartRun(ctx)
 	if err != nil {
-		r.finish("failed", start)
-		failRun(span, err)
-		return Summary{}, fmt.Errorf("ingest: %w", err)
+		return Summary{}, r.failBeforeStart(ctx, span, start, err)
 	}
 	span.SetAttributes(attribute.Int64("ingest.run_id", run.ID))
 	log := r.log.With("run_id", run.ID)
@@ -211,6 +209,20 @@ func failSpan(span trace.Span, err error) {
 func failRun(span trace.Span, err error) {
 	failSpan(span, err)
 	span.SetAttributes(attribute.String("ingest.result", "failed"))
+}
+
+// failBeforeStart reports a run that could not even be recorded (the
+// database is unreachable or not migrated): there is no ingest_runs row to
+// carry the error, so the log and the metric are all an operator gets.
+func (r *Runner) failBeforeStart(ctx context.Context, span trace.Span, start time.Time, err error) error {
+	r.finish("failed", start)
+	failRun(span, err)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedTable {
+		err = fmt.Errorf("%w (the schema is missing: run `ingester migrate`)", err)
+	}
+	r.log.ErrorContext(ctx, "ingest failed before it started; stored data left unchanged", "err", err)
+	return fmt.Errorf("ingest: %w", err)
 }
 
 // Filter converts the upstream characters and keeps those character.Admit

@@ -344,6 +344,9 @@ func TestCountChangeMidCrawlIsRecrawled(t *testing.T) {
 	e := newEnv(t)
 	e.fake.SetFaults(fake.Faults{CountChangeAfter: 3})
 	e.mustRun(t)
+	if got := e.fake.PageRequests(1); got != 2 {
+		t.Errorf("page 1 was requested %d times, want 2 (the crawl starts over once)", got)
+	}
 	// The data set grew mid-crawl; the second crawl sees it whole.
 	if got, want := storedIDs(t, e.pool), wantIDs(t, e.fake.Characters()); !slices.Equal(got, want) {
 		t.Errorf("stored ids = %v, want %v", got, want)
@@ -658,5 +661,21 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRunOnAnUnmigratedDatabaseSaysToMigrate(t *testing.T) {
+	pool, err := pgxpool.New(context.Background(), pgtest.NewEmpty(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	srv := httptest.NewServer(fake.New(fake.Dataset()))
+	defer srv.Close()
+	client := upstream.New(upstream.Config{BaseURL: srv.URL + "/api", Timeout: time.Second, Concurrency: 2}, quietLog(), nil)
+	r := ingest.NewRunner(client, postgres.NewIngests(pool), quietLog(), nil, ingest.Options{MaxDeleteRatio: 0.5})
+	_, err = r.Run(context.Background(), false)
+	if err == nil || !strings.Contains(err.Error(), "ingester migrate") {
+		t.Errorf("Run error = %v, want a hint to run ingester migrate", err)
 	}
 }

@@ -240,8 +240,10 @@ func (c *Client) getPage(ctx context.Context, url string, n int) (Page, error) {
 	switch {
 	case resp.StatusCode == http.StatusNotFound && isNothingHere(body):
 		return Page{}, errNothingHere
-	case resp.StatusCode != http.StatusOK:
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented:
 		return Page{}, fmt.Errorf("page %d: upstream answered %s after %d retries", n, resp.Status, c.cfg.Retries)
+	case resp.StatusCode != http.StatusOK:
+		return Page{}, fmt.Errorf("page %d: upstream answered %s (not retried)", n, resp.Status)
 	case int64(len(body)) > c.cfg.MaxPageBytes:
 		return Page{}, fmt.Errorf("page %d: body larger than %d bytes", n, c.cfg.MaxPageBytes)
 	}
@@ -249,7 +251,7 @@ func (c *Client) getPage(ctx context.Context, url string, n int) (Page, error) {
 	if err := json.Unmarshal(body, &p); err != nil {
 		return Page{}, fmt.Errorf("%w: page %d: malformed JSON: %v", ErrInvalid, n, err) //nolint:errorlint // only the class (ErrInvalid) is wrapped
 	}
-	if err := validatePage(p); err != nil {
+	if err := validatePage(p, n); err != nil {
 		return Page{}, fmt.Errorf("%w: page %d: %v", ErrInvalid, n, err) //nolint:errorlint // only the class (ErrInvalid) is wrapped
 	}
 	return p, nil
@@ -262,17 +264,30 @@ func isNothingHere(body []byte) bool {
 	return json.Unmarshal(body, &e) == nil && e.Error == "There is nothing here"
 }
 
-// validatePage checks the fields the ingest relies on.
-func validatePage(p Page) error {
-	if p.Info.Pages < 1 || p.Info.Count < 1 {
+// validatePage checks page n against its own info (a short page is
+// truncated, and worth fetching again) and the fields the ingest relies on.
+func validatePage(p Page, n int) error {
+	if p.Info.Pages < 1 || p.Info.Count < 1 || p.Info.Pages != (p.Info.Count+PageSize-1)/PageSize {
 		return fmt.Errorf("info has count %d and pages %d", p.Info.Count, p.Info.Pages)
 	}
 	if p.Results == nil {
 		return errors.New("no results array")
 	}
+	if n <= p.Info.Pages {
+		want := PageSize
+		if n == p.Info.Pages {
+			want = p.Info.Count - PageSize*(p.Info.Pages-1)
+		}
+		if len(p.Results) != want {
+			return fmt.Errorf("%d results, want %d for page %d of %d (count %d): truncated page", len(p.Results), want, n, p.Info.Pages, p.Info.Count)
+		}
+	}
 	for _, ch := range p.Results {
 		if ch.ID < 1 {
 			return fmt.Errorf("character with id %d", ch.ID)
+		}
+		if ch.Name == "" || ch.URL == "" {
+			return fmt.Errorf("character %d has no name or url", ch.ID)
 		}
 		if _, err := ch.CreatedTime(); err != nil {
 			return fmt.Errorf("character %d: created %q is not a timestamp", ch.ID, ch.Created)

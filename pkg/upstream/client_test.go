@@ -72,7 +72,8 @@ func shiftingUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		count := 100 + int(n)
 		p := upstream.Page{Info: upstream.Info{Count: count, Pages: (count + 19) / 20}}
 		for i := range 20 {
-			p.Results = append(p.Results, upstream.Character{ID: (page-1)*20 + i + 1, Created: "2017-11-04T18:48:46.250Z"})
+			id := (page-1)*20 + i + 1
+			p.Results = append(p.Results, upstream.Character{ID: id, Name: "C", URL: "u", Created: "2017-11-04T18:48:46.250Z"})
 		}
 		_ = json.NewEncoder(w).Encode(p)
 	}))
@@ -190,4 +191,31 @@ func BenchmarkCrawl42Pages(b *testing.B) {
 func counterValue(t *testing.T, c prometheus.Collector) float64 {
 	t.Helper()
 	return testutil.ToFloat64(c)
+}
+
+func TestATransientlyTruncatedPageIsFetchedAgain(t *testing.T) {
+	f := fake.New(fake.Dataset())
+	var truncated atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("page") == "2" && !truncated.Swap(true) {
+			rec := httptest.NewRecorder()
+			f.ServeHTTP(rec, r)
+			var p upstream.Page
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Error(err)
+			}
+			p.Results = p.Results[:7] // a proxy cut the page short, once
+			_ = json.NewEncoder(w).Encode(p)
+			return
+		}
+		f.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	res, err := newClient(srv.URL+"/api", 2).Crawl(context.Background())
+	if err != nil {
+		t.Fatalf("Crawl: %v", err)
+	}
+	if got, want := len(res.Characters), len(f.Characters()); got != want {
+		t.Errorf("got %d characters, want %d", got, want)
+	}
 }

@@ -36,6 +36,9 @@ const (
 //	POST   /_fake/reset             initial data set and faults, zero counters
 func (s *Server) controlRoutes() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_fake/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, controlIndex)
+	})
 	mux.HandleFunc("GET /_fake/characters", s.listCharacters)
 	mux.HandleFunc("PUT /_fake/characters", s.replaceCharacters)
 	mux.HandleFunc("POST /_fake/characters", s.upsertCharacter)
@@ -269,4 +272,19 @@ func pathID(w http.ResponseWriter, r *http.Request) (int, bool) {
 
 func indexByID(chars []upstream.Character, id int) int {
 	return slices.IndexFunc(chars, func(c upstream.Character) bool { return c.ID == id })
+}
+
+// controlIndex is what GET /_fake/ answers: the control endpoints, so a
+// person who follows the demo's link sees what they can do.
+var controlIndex = map[string]string{
+	"GET /_fake/characters":         "the current data set (JSON array)",
+	"PUT /_fake/characters":         "replace the data set (JSON array)",
+	"POST /_fake/characters":        "add or replace one character (by id)",
+	"GET /_fake/characters/{id}":    "one character",
+	"PATCH /_fake/characters/{id}":  `merge fields into one character, e.g. {"status":"Dead"}`,
+	"DELETE /_fake/characters/{id}": "remove one character",
+	"GET|PUT|DELETE /_fake/faults":  `read, set or clear faults, e.g. {"latency":"100ms","fail_pages":{"3":-1},"status":503,"rate_limit_pages":{"2":1},"retry_after":"1","malformed_pages":{"4":true},"truncated_pages":{"5":true},"count_change_after":3}`,
+	"GET|DELETE /_fake/stats":       "request counters (read or reset)",
+	"POST /_fake/reset":             "restore the starting data set and faults, reset counters",
+	"GET /api/character?page=N":     "the upstream API itself (also /api and /api/character/{id})",
 }

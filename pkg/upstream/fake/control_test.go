@@ -192,3 +192,18 @@ func TestGoAPICopies(t *testing.T) {
 		t.Errorf("ids = %s, want %s", got, want)
 	}
 }
+
+func TestControlIndexListsTheEndpoints(t *testing.T) {
+	_, base := start(t, fake.Dataset())
+	res := get(t, controlURL(base)+"/")
+	wantStatus(t, res, http.StatusOK)
+	var index map[string]string
+	if err := json.Unmarshal(res.body, &index); err != nil {
+		t.Fatal(err)
+	}
+	for _, route := range []string{"PUT /_fake/characters", "GET|PUT|DELETE /_fake/faults", "POST /_fake/reset"} {
+		if index[route] == "" {
+			t.Errorf("GET /_fake/ does not list %q", route)
+		}
+	}
+}
