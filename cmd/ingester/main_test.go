@@ -181,6 +181,7 @@ func TestServeIngestsAtStartServesOpsEndpointsAndStopsOnSignal(t *testing.T) {
 		`rickmorty_ingest_rows_total{operation="inserted"}`,
 		"rickmorty_characters_stored ",
 		"rickmorty_ingest_last_success_timestamp_seconds ",
+		"rickmorty_ingest_schedule_interval_seconds 3600\n", // INGEST_SCHEDULE=@every 1h
 		`rickmorty_upstream_requests_total{code="200"}`,
 		"rickmorty_upstream_request_duration_seconds_bucket",
 		"rickmorty_upstream_retries_total",

@@ -1,6 +1,7 @@
 package charttest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -137,17 +138,54 @@ func TestGoRuntimeFollowsContainerLimits(t *testing.T) {
 	objs := render(t)
 	for _, w := range []struct{ deploy, container string }{{apiName, "api"}, {ingesterName, "ingester"}} {
 		e := env(container(t, find(t, objs, "Deployment", w.deploy), w.container))
-		for name, res := range map[string]string{"GOMAXPROCS": "limits.cpu", "GOMEMLIMIT": "limits.memory"} {
-			ref := mapAt(e[name], "valueFrom.resourceFieldRef")
-			if ref["resource"] != res || ref["containerName"] != w.container {
-				t.Errorf("%s: %s = %v, want resourceFieldRef %s of %s", w.deploy, name, e[name], res, w.container)
-			}
+		ref := mapAt(e["GOMAXPROCS"], "valueFrom.resourceFieldRef")
+		if ref["resource"] != "limits.cpu" || ref["containerName"] != w.container {
+			t.Errorf("%s: GOMAXPROCS = %v, want resourceFieldRef limits.cpu of %s", w.deploy, e["GOMAXPROCS"], w.container)
 		}
+		// 90% of the default 256Mi limit, in whole MiB.
+		if got := e["GOMEMLIMIT"]["value"]; got != "230MiB" {
+			t.Errorf("%s: GOMEMLIMIT = %v, want 230MiB (90%% of the 256Mi limit)", w.deploy, e["GOMEMLIMIT"])
+		}
+	}
+	// The Jobs run the ingester image with the ingester's limits.
+	if got := env(container(t, find(t, objs, "Job", migrateName), "ingester"))["GOMEMLIMIT"]["value"]; got != "230MiB" {
+		t.Errorf("migration Job GOMEMLIMIT = %v, want 230MiB", got)
 	}
 	// An explicit GOMEMLIMIT wins.
 	e := env(container(t, find(t, render(t, values(t, "production-values.yaml")...), "Deployment", apiName), "api"))
 	if e["GOMEMLIMIT"]["value"] != "350MiB" {
 		t.Errorf("api GOMEMLIMIT = %v, want the value 350MiB", e["GOMEMLIMIT"])
+	}
+	// The percentage of the limit in its usual forms, rounded down to MiB.
+	for _, tc := range []struct {
+		set  []string
+		want string
+	}{
+		{[]string{"api.resources.limits.memory=1Gi"}, "921MiB"},
+		{[]string{"api.resources.limits.memory=1.5Gi"}, "1382MiB"},
+		{[]string{"api.resources.limits.memory=500M"}, "429MiB"},
+		{[]string{"api.resources.limits.memory=512000k"}, "439MiB"},
+		{[]string{"api.resources.limits.memory=268435456"}, "230MiB"},
+		{[]string{"api.resources.limits.memory=1Gi", "api.goMemLimitPercent=75"}, "768MiB"},
+		{[]string{"api.resources.limits.memory=1Mi"}, "943718"}, // under 1MiB: bytes
+	} {
+		var args []string
+		for _, s := range tc.set {
+			args = append(args, "--set", s)
+		}
+		e := env(container(t, find(t, render(t, args...), "Deployment", apiName), "api"))
+		if got := e["GOMEMLIMIT"]["value"]; got != tc.want {
+			t.Errorf("%v: GOMEMLIMIT = %v, want %s", tc.set, e["GOMEMLIMIT"], tc.want)
+		}
+	}
+	// A limit the chart cannot read fails with a pointer to goMemLimit.
+	if _, err := tryRender("--set", "api.resources.limits.memory=1e9"); err == nil || !strings.Contains(err.Error(), "set goMemLimit explicitly") {
+		t.Errorf("limits.memory=1e9: err = %v, want a failure naming goMemLimit", err)
+	}
+	for _, bad := range []string{"api.goMemLimitPercent=0", "api.goMemLimitPercent=101", "ingester.goMemLimitPercent=ninety"} {
+		if _, err := tryRender("--set", bad); err == nil {
+			t.Errorf("--set %s: rendered; want the schema to reject it", bad)
+		}
 	}
 }
 
@@ -443,6 +481,16 @@ func TestReingestJobTemplate(t *testing.T) {
 		if got := secretRef(env(c)["DATABASE_URL"]); got != dbSecret+"/ingester-database-url" {
 			t.Errorf("DATABASE_URL from %s", got)
 		}
+		// Created by kubectl, never part of the release: the Job and its
+		// pods say so alike.
+		if got, pod := stringMap(mapAt(job, "metadata.labels"))["app.kubernetes.io/managed-by"], podLabels(job)["app.kubernetes.io/managed-by"]; got != "kubectl" || pod != "kubectl" {
+			t.Errorf("managed-by: Job %q, pod template %q; want kubectl on both", got, pod)
+		}
+		for _, l := range standardLabels {
+			if podLabels(job)[l] == "" {
+				t.Errorf("re-ingest pod label %s is missing", l)
+			}
+		}
 		if sa := str(job, "spec.template.spec.serviceAccountName"); sa != ingesterName {
 			t.Errorf("serviceAccountName = %q, want %s", sa, ingesterName)
 		}
@@ -575,6 +623,28 @@ func TestNetworkPolicies(t *testing.T) {
 	}
 	if !admitted {
 		t.Error("api NetworkPolicy does not admit the helm test pod")
+	}
+	// api.networkPolicy.allowedClients: one more rule, on the HTTP port only.
+	frontend := map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "frontend"}}}
+	labelled := map[string]any{"podSelector": map[string]any{"matchLabels": map[string]any{"rickmorty-api-client": "true"}}}
+	withClients := find(t, render(t, "--set-json", `api.networkPolicy.allowedClients=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"frontend"}}},{"podSelector":{"matchLabels":{"rickmorty-api-client":"true"}}}]`), "NetworkPolicy", apiName)
+	rules := listAt(withClients, "spec.ingress")
+	if len(rules) != 3 {
+		t.Errorf("api ingress rules with allowedClients = %d, want 3", len(rules))
+	}
+	var clientRule any
+	for _, r := range rules {
+		if reflect.DeepEqual(normalize(listAt(r, "from")), normalize([]any{frontend, labelled})) {
+			clientRule = r
+		}
+	}
+	if clientRule == nil {
+		t.Errorf("no api ingress rule from exactly the allowedClients peers: %v", rules)
+	} else if got := ports([]any{clientRule}); !reflect.DeepEqual(got, []string{"TCP/8080"}) {
+		t.Errorf("allowedClients rule ports = %v, want TCP/8080 only", got)
+	}
+	if _, err := tryRender("--set", "api.networkPolicy.allowedClients=frontend"); err == nil {
+		t.Error("api.networkPolicy.allowedClients=frontend (not a list of peers) rendered; want the schema to reject it")
 	}
 	// The upstream port follows UPSTREAM_URL; tracing opens the collector.
 	alt := render(t, "--set", "global.networkPolicy.enabled=true", "-f", values(t, "alternatives-values.yaml")[1])
@@ -752,12 +822,24 @@ func TestFluentBitSidecar(t *testing.T) {
 	if lookup(alt, "ConfigMap", "rm-fluent-bit") != nil {
 		t.Error("configMapName set, yet the chart renders its own Fluent Bit ConfigMap")
 	}
-	shared := false
+	// The binaries write no log files: nothing but the kubelet's files is
+	// offered, and a mode that would tail an empty volume fails the render
+	// with the reason, not silently.
 	for _, m := range listAt(container(t, d, "api"), "volumeMounts") {
-		shared = shared || str(m, "name") == "app-logs"
+		if str(m, "name") != "tmp" {
+			t.Errorf("api container mounts %v: the sidecar must not need the application to write files", m)
+		}
 	}
-	if !shared {
-		t.Error("source: volume does not mount the shared log volume into the api container")
+	for _, set := range [][]string{
+		{"--set", "global.fluentBit.enabled=true", "--set", "global.fluentBit.source=volume"},
+		{"--set", "global.fluentBit.source=volume"},
+	} {
+		if _, err := tryRender(set...); err == nil || !strings.Contains(err.Error(), "log to stdout only") {
+			t.Errorf("%v: err = %v, want a failure explaining that the binaries log to stdout", set, err)
+		}
+	}
+	if _, err := tryRender("--set", "global.fluentBit.logDir=/var/log/rickmorty"); err == nil {
+		t.Error("global.fluentBit.logDir (removed with the volume mode) is still accepted")
 	}
 	for _, v := range listAt(d, "spec.template.spec.volumes") {
 		if str(v, "name") == "fluent-bit-config" && str(v, "configMap.name") != "my-fluent-bit" {
@@ -780,6 +862,63 @@ func TestHelmTestPod(t *testing.T) {
 	if !reflect.DeepEqual(urls, want) {
 		t.Errorf("test pod GETs %v, want %v", urls, want)
 	}
+	// Its version label is that of the API it tests (the image tag), like
+	// the api's own pods, not the chart's appVersion.
+	for _, args := range [][]string{values(t, "production-values.yaml"), {"--set", "api.image.tag=9.9.9"}} {
+		objs := render(t, args...)
+		apiVersion := podLabels(find(t, objs, "Deployment", apiName))["app.kubernetes.io/version"]
+		got := podLabels(find(t, objs, "Pod", "rickmorty-test-api"))["app.kubernetes.io/version"]
+		if got != apiVersion || got == "0.1.0" {
+			t.Errorf("%v: test pod version label %q, api pods %q; want the api's image tag on both", args, got, apiVersion)
+		}
+	}
+}
+
+// TestNotesSayWhoMayCallTheAPI renders NOTES.txt (helm install
+// --dry-run=client) and checks that it names the admitted clients and how
+// to add some, and says when nothing restricts them.
+func TestNotesSayWhoMayCallTheAPI(t *testing.T) {
+	notes := func(t *testing.T, args ...string) string {
+		t.Helper()
+		out, err := helmNotes(args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	def := notes(t)
+	for _, want := range []string{
+		"http://rickmorty-api.rickmorty.svc:80/characters",
+		"Prometheus (global.networkPolicy.prometheusPeers)",
+		"the `helm test` pod of this release",
+		"Every other pod is refused",
+		"answers no in-cluster client yet",
+		"api.networkPolicy.allowedClients",
+	} {
+		if !strings.Contains(def, want) {
+			t.Errorf("default NOTES lack %q:\n%s", want, def)
+		}
+	}
+	if strings.Contains(def, "ingress controller") {
+		t.Error("default NOTES name the ingress controller, which is not admitted without the Ingress")
+	}
+	with := notes(t, "-f", values(t, "production-values.yaml")[1], "--set-json",
+		`api.networkPolicy.allowedClients=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"frontend"}}}]`)
+	for _, want := range []string{
+		"the ingress controller (api.ingress.controller.peers)",
+		`{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"frontend"}}} (api.networkPolicy.allowedClients)`,
+	} {
+		if !strings.Contains(with, want) {
+			t.Errorf("NOTES with the Ingress and allowedClients lack %q:\n%s", want, with)
+		}
+	}
+	if strings.Contains(with, "answers no in-cluster client yet") {
+		t.Error("NOTES say no in-cluster client is admitted, yet allowedClients is set")
+	}
+	off := notes(t, "--set", "global.networkPolicy.enabled=false")
+	if !strings.Contains(off, "any pod of the cluster") || strings.Contains(off, "Every other pod is refused") {
+		t.Errorf("NOTES without NetworkPolicies:\n%s", off)
+	}
 }
 
 func TestSchemaRejectsUnknownKeysAndWrongTypes(t *testing.T) {
@@ -794,6 +933,29 @@ func TestSchemaRejectsUnknownKeysAndWrongTypes(t *testing.T) {
 	} {
 		if _, err := tryRender("--set", set); err == nil {
 			t.Errorf("--set %s: rendered; want the schema to reject it", set)
+		}
+	}
+}
+
+func TestSchemaChecksTheSchedule(t *testing.T) {
+	for _, ok := range []string{
+		"@every 5m", "@every 1h30m", "@every 90s", "@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually",
+		"*/10 * * * *", "0 9 * * 1-5", "0 0 1 JAN MON", "0,30 * * * *", "TZ=Europe/Berlin 0 9 * * *",
+	} {
+		objs, err := tryRender("--set-json", fmt.Sprintf("ingester.config.schedule=%q", ok))
+		if err != nil {
+			t.Errorf("schedule %q rejected: %v", ok, err)
+			continue
+		}
+		if got := env(container(t, find(t, objs, "Deployment", ingesterName), "ingester"))["INGEST_SCHEDULE"]["value"]; got != ok {
+			t.Errorf("INGEST_SCHEDULE = %v, want %q", got, ok)
+		}
+	}
+	for _, bad := range []string{
+		"", "bogus", "@every", "@every 5", "@every five minutes", "@often", "* * * *", "* * * * * *", "every 5m", "0 9 * * 1-5; rm -rf /",
+	} {
+		if _, err := tryRender("--set-json", fmt.Sprintf("ingester.config.schedule=%q", bad)); err == nil {
+			t.Errorf("schedule %q accepted; want the schema to reject it", bad)
 		}
 	}
 }

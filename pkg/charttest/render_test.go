@@ -110,6 +110,31 @@ func helmTemplate(args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
+// helmNotes returns the NOTES.txt that `helm install --dry-run=client`
+// prints for the chart with args (no cluster needed).
+func helmNotes(args ...string) (string, error) {
+	helm, err := helmBinary()
+	if err != nil {
+		return "", err
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	full := append([]string{"install", release, filepath.Join(root, "charts", "rickmorty"), "--namespace", namespace, "--dry-run=client"}, args...)
+	cmd := exec.Command(helm, full...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("helm %s: %w\n%s", strings.Join(full, " "), err, stderr.String())
+	}
+	_, notes, found := strings.Cut(stdout.String(), "\nNOTES:\n")
+	if !found {
+		return "", fmt.Errorf("helm %s printed no NOTES", strings.Join(full, " "))
+	}
+	return notes, nil
+}
+
 // render returns the manifests of `helm template` with args (rendered once
 // per distinct args for the whole test binary). It fails the test on error.
 func render(t *testing.T, args ...string) []obj {

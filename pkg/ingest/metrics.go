@@ -1,6 +1,11 @@
 package ingest
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+)
 
 // Metrics describe ingests.
 type Metrics struct {
@@ -54,4 +59,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.Runs, m.Duration, m.Rows, m.Stored, m.LastSuccess, m.DataVersion)
 	}
 	return m
+}
+
+// RegisterScheduleInterval exports rickmorty_ingest_schedule_interval_seconds,
+// the ScheduleInterval of schedule at each scrape, on reg. Only `ingester
+// serve` registers it: the RickmortyDataStale alert scales its threshold
+// with it (3 intervals).
+func RegisterScheduleInterval(reg prometheus.Registerer, schedule cron.Schedule) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "rickmorty", Subsystem: "ingest", Name: "schedule_interval_seconds",
+		Help: "Seconds between the next two scheduled ingests (INGEST_SCHEDULE); exported by `ingester serve` only.",
+	}, func() float64 { return ScheduleInterval(schedule, time.Now()).Seconds() }))
 }

@@ -21,6 +21,22 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 	return s, nil
 }
 
+// ScheduleInterval is the gap between the two activations of s that follow
+// now: s.Next(s.Next(now)) - s.Next(now). Constant for "@every" and for
+// evenly spaced cron specs ("*/10 * * * *": 10m); for uneven ones (weekdays
+// only) it is the gap after the next run. 0 when s never fires again.
+func ScheduleInterval(s cron.Schedule, now time.Time) time.Duration {
+	next := s.Next(now)
+	if next.IsZero() {
+		return 0
+	}
+	after := s.Next(next)
+	if after.IsZero() {
+		return 0
+	}
+	return after.Sub(next)
+}
+
 // Serve runs an ingest right away and then on schedule until ctx ends. A
 // tick that arrives while a run is in flight is skipped; other replicas are
 // kept out by the advisory lock. On return no run is in flight: cancelling

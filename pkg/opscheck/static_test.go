@@ -39,6 +39,7 @@ var requiredDashboardSeries = []string{
 	"rickmorty_listener_reconnects_total",                // listener reconnects
 	"rickmorty_ingest_runs_total",                        // ingest runs by result
 	"rickmorty_ingest_last_success_timestamp_seconds",    // last successful ingest age
+	"rickmorty_ingest_schedule_interval_seconds",         // the RickmortyDataStale threshold (3 intervals)
 	"rickmorty_ingest_duration_seconds_bucket",           // ingest duration
 	"rickmorty_ingest_rows_total",                        // rows inserted/updated/deleted
 	"rickmorty_characters_stored",                        // stored characters

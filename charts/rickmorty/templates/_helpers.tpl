@@ -165,8 +165,55 @@ the operator creates otherwise.
 {{- end -}}
 
 {{/*
-GOMAXPROCS and GOMEMLIMIT from the container's limits. dict: ctx, container
-(container name), goMemLimit (override or "")
+Bytes of a Kubernetes memory quantity ("256Mi", "1G", "512000k",
+"268435456", 1.5Gi, or a plain number), as a float64; fails on a form it
+does not know (exponents, milli-bytes). dict: value, what (for the message)
+*/}}
+{{- define "rickmorty.quantityBytes" -}}
+{{- $q := .value -}}
+{{- if or (kindIs "float64" $q) (kindIs "int" $q) (kindIs "int64" $q) -}}
+{{- float64 $q -}}
+{{- else -}}
+{{- $s := toString $q | trim -}}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$" $s) -}}
+{{- fail (printf "%s: cannot read the memory quantity %q (use digits with one of Ki Mi Gi Ti Pi Ei k M G T P E); set goMemLimit explicitly" .what $s) -}}
+{{- end -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $s -}}
+{{- $unit := trimPrefix $num $s -}}
+{{- $mult := dict "" 1.0 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 -}}
+{{- mulf (float64 $num) (index $mult $unit) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+GOMEMLIMIT of a container: goMemLimit when set, else goMemLimitPercent of
+its memory limit, in whole MiB (e.g. 90% of 256Mi = 230MiB), else (no
+memory limit) nothing. Computed here from the configured value because a
+resourceFieldRef can divide but not take a percentage. dict: values (the
+component block), what (its values path, for messages)
+*/}}
+{{- define "rickmorty.goMemLimit" -}}
+{{- $v := .values -}}
+{{- $limit := dig "limits" "memory" "" ($v.resources | default dict) -}}
+{{- if $v.goMemLimit -}}
+{{- $v.goMemLimit -}}
+{{- else if and $limit $v.goMemLimitPercent -}}
+{{- $bytes := include "rickmorty.quantityBytes" (dict "value" $limit "what" (printf "%s.resources.limits.memory" .what)) | float64 -}}
+{{- $target := divf (mulf $bytes (float64 $v.goMemLimitPercent)) 100.0 -}}
+{{- $mib := floor (divf $target 1048576.0) | int64 -}}
+{{- if ge $mib 1 -}}
+{{- printf "%dMiB" $mib -}}
+{{- else -}}
+{{- printf "%d" (floor $target | int64) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+GOMAXPROCS from the container's CPU limit, GOMEMLIMIT from
+rickmorty.goMemLimit. dict: container (container name), values (the
+component block: resources, goMemLimit, goMemLimitPercent), what (its
+values path)
 */}}
 {{- define "rickmorty.goRuntimeEnv" -}}
 - name: GOMAXPROCS
@@ -175,16 +222,9 @@ GOMAXPROCS and GOMEMLIMIT from the container's limits. dict: ctx, container
       containerName: {{ .container }}
       resource: limits.cpu
       divisor: "1"
-{{- if .goMemLimit }}
+{{- with include "rickmorty.goMemLimit" . }}
 - name: GOMEMLIMIT
-  value: {{ .goMemLimit | quote }}
-{{- else }}
-- name: GOMEMLIMIT
-  valueFrom:
-    resourceFieldRef:
-      containerName: {{ .container }}
-      resource: limits.memory
-      divisor: "1"
+  value: {{ . | quote }}
 {{- end }}
 {{- end -}}
 
@@ -224,8 +264,9 @@ OTel collector when tracing is on). Root context.
 {{- end -}}
 
 {{/*
-Fluent Bit sidecar container. dict: ctx, component, container (the
-application container's name)
+Fluent Bit sidecar container: tails the application container's log files
+that the kubelet writes under /var/log/pods (the binaries log to stdout
+only). dict: ctx, component, container (the application container's name)
 */}}
 {{- define "rickmorty.fluentBit.container" -}}
 {{- $fb := .ctx.Values.global.fluentBit -}}
@@ -251,26 +292,12 @@ application container's name)
         fieldRef:
           fieldPath: metadata.uid
     - name: LOG_PATH
-      {{- if eq $fb.source "volume" }}
-      value: {{ printf "%s/*.log" (trimSuffix "/" $fb.logDir) | quote }}
-      {{- else }}
       value: {{ printf "/var/log/pods/$(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)/%s/*.log" .container | quote }}
-      {{- end }}
   resources:
     {{- toYaml $fb.resources | nindent 4 }}
   securityContext:
     {{- if $fb.securityContext }}
     {{- toYaml $fb.securityContext | nindent 4 }}
-    {{- else if eq $fb.source "volume" }}
-    allowPrivilegeEscalation: false
-    readOnlyRootFilesystem: true
-    runAsNonRoot: true
-    runAsUser: 65532
-    runAsGroup: 65532
-    capabilities:
-      drop: [ALL]
-    seccompProfile:
-      type: RuntimeDefault
     {{- else }}
     # kubelet's log files are readable by root only; uid 0 without any
     # capability can read them and do little else.
@@ -288,15 +315,9 @@ application container's name)
     - name: fluent-bit-config
       mountPath: /fluent-bit/etc/rickmorty
       readOnly: true
-    {{- if eq $fb.source "volume" }}
-    - name: app-logs
-      mountPath: {{ $fb.logDir }}
-      readOnly: true
-    {{- else }}
     - name: pod-logs
       mountPath: /var/log/pods
       readOnly: true
-    {{- end }}
 {{- end -}}
 
 {{/* Volumes of the Fluent Bit sidecar. Root context. */}}
@@ -305,25 +326,10 @@ application container's name)
 - name: fluent-bit-config
   configMap:
     name: {{ $fb.configMapName | default (include "rickmorty.componentName" (dict "ctx" . "component" "fluent-bit")) | quote }}
-{{- if eq $fb.source "volume" }}
-- name: app-logs
-  emptyDir:
-    sizeLimit: 256Mi
-{{- else }}
 - name: pod-logs
   hostPath:
     path: /var/log/pods
     type: Directory
-{{- end }}
-{{- end -}}
-
-{{/* Mount of the shared log directory into the application container, if any. Root context. */}}
-{{- define "rickmorty.fluentBit.appMount" -}}
-{{- $fb := .Values.global.fluentBit -}}
-{{- if and $fb.enabled (eq $fb.source "volume") }}
-- name: app-logs
-  mountPath: {{ $fb.logDir }}
-{{- end }}
 {{- end -}}
 
 {{/* Pod-level fields shared by every pod of a component. dict: ctx, values (component block) */}}
@@ -378,7 +384,7 @@ and optionally secretName (the Secret of DATABASE_URL).
   value: {{ $v.config.upstreamConcurrency | int64 | quote }}
 - name: INGEST_MAX_DELETE_RATIO
   value: {{ $v.config.maxDeleteRatio | toString | quote }}
-{{ include "rickmorty.goRuntimeEnv" (dict "container" "ingester" "goMemLimit" $v.goMemLimit) }}
+{{ include "rickmorty.goRuntimeEnv" (dict "container" "ingester" "values" $v "what" "ingester") }}
 {{- include "rickmorty.otelEnv" (dict "ctx" .ctx "component" "ingester" "image" .image) }}
 {{- with $v.extraEnv }}
 {{ toYaml . }}
@@ -388,14 +394,19 @@ and optionally secretName (the Secret of DATABASE_URL).
 {{/*
 Pod template of the Jobs that run the ingester image once (migrate,
 reingest). dict: ctx (umbrella root), component, args (list),
-serviceAccountName ("" for the namespace default), secretName (optional)
+serviceAccountName ("" for the namespace default), secretName (optional),
+managedBy (optional: overrides the app.kubernetes.io/managed-by label)
 */}}
 {{- define "rickmorty.ingester.jobPodTemplate" -}}
 {{- $v := .ctx.Values.ingester -}}
 {{- $c := dict "ctx" .ctx "component" .component "image" $v.image "values" $v "secretName" .secretName -}}
+{{- $labels := include "rickmorty.labels" $c | fromYaml -}}
+{{- with .managedBy -}}
+{{- $_ := set $labels "app.kubernetes.io/managed-by" . -}}
+{{- end -}}
 metadata:
   labels:
-    {{- include "rickmorty.labels" $c | nindent 4 }}
+    {{- toYaml $labels | nindent 4 }}
     {{- with $v.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
