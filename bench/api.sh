@@ -110,6 +110,7 @@ MEM_PID=$LAST_PID
 "$WORK/bench" distinct -base http://127.0.0.1:18183 -n 100000 -c "$CONC" -pid "$MEM_PID" | tee "$WORK/distinct.txt"
 ENTRIES=$(curl -fs http://127.0.0.1:18183/metrics | awk '/^rickmorty_cache_entries / {print $2}')
 EVICT=$(curl -fs http://127.0.0.1:18183/metrics | awk '/^rickmorty_cache_evictions_total / {print $2}')
+CBYTES=$(curl -fs http://127.0.0.1:18183/metrics | awk '/^rickmorty_cache_bytes / {printf "%.1f MiB", $2 / 1048576}')
 RSS_AFTER=$(grep VmRSS "$WORK/distinct.txt")
 
 pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f%%", 100 * a / b}'; }
@@ -125,4 +126,4 @@ echo "cached / ceiling:   $(pct "${RPS[cached]}" "${RPS[ceiling]}") (target >= 7
 echo "uncached / pgbench: $(pct "${RPS[uncached]}" "$PGB_TPS") (target >= 50%)"
 echo "floor / pgbench:    $(pct "${RPS[floor]}" "$PGB_TPS") (what any uncached Go HTTP service reaches here)"
 echo "uncached / floor:   $(pct "${RPS[uncached]}" "${RPS[floor]}")"
-echo "memory: $RSS_AFTER; cache entries $ENTRIES, evictions $EVICT (target < 100 MiB)"
+echo "memory: $RSS_AFTER; cache entries $ENTRIES ($CBYTES), evictions $EVICT (target < 100 MiB)"

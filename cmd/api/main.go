@@ -44,6 +44,7 @@ type Config struct {
 	DBMaxConns      int
 	CacheTTL        time.Duration
 	CacheMaxEntries int
+	CacheMaxBytes   int64
 	RateLimitRPS    float64
 	RateLimitBurst  int
 	RateMaxClients  int
@@ -63,6 +64,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DBMaxConns:      r.Int("DB_MAX_CONNS", 8, 1, 1000),
 		CacheTTL:        r.Duration("CACHE_TTL", 5*time.Minute, 0, 24*time.Hour),
 		CacheMaxEntries: r.Int("CACHE_MAX_ENTRIES", 10_000, 1, 10_000_000),
+		CacheMaxBytes:   int64(r.Int("CACHE_MAX_BYTES", 32<<20, 1<<20, 1<<40)),
 		RateLimitRPS:    r.Float("RATE_LIMIT_RPS", 0, 0, 1e9),
 		RateLimitBurst:  r.Int("RATE_LIMIT_BURST", 20, 1, 1_000_000),
 		RateMaxClients:  r.Int("RATE_LIMIT_MAX_CLIENTS", 100_000, 1, 10_000_000),
@@ -112,6 +114,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("DB_MAX_CONNS", c.DBMaxConns),
 		slog.String("CACHE_TTL", c.CacheTTL.String()),
 		slog.Int("CACHE_MAX_ENTRIES", c.CacheMaxEntries),
+		slog.Int64("CACHE_MAX_BYTES", c.CacheMaxBytes),
 		slog.Float64("RATE_LIMIT_RPS", c.RateLimitRPS),
 		slog.Int("RATE_LIMIT_BURST", c.RateLimitBurst),
 		slog.Int("RATE_LIMIT_MAX_CLIENTS", c.RateMaxClients),
@@ -149,7 +152,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	store := postgres.NewStore(pool, reg)
 
 	responses := httpapi.NewCache(cache.Config{
-		TTL: cfg.CacheTTL, MaxEntries: cfg.CacheMaxEntries, FillTimeout: cfg.RequestTimeout,
+		TTL: cfg.CacheTTL, MaxEntries: cfg.CacheMaxEntries, MaxBytes: cfg.CacheMaxBytes, FillTimeout: cfg.RequestTimeout,
 	}, reg)
 	listener := listen.New(listen.Config{
 		DatabaseURL: cfg.DatabaseURL,

@@ -26,10 +26,17 @@ type Config struct {
 	// MaxEntries bounds the number of entries; when full, the oldest
 	// insertion is evicted. Values below 1 mean 1.
 	MaxEntries int
+	// MaxBytes bounds the summed Size of values that implement Sized, so
+	// large pages cannot multiply MaxEntries into a large heap; the oldest
+	// insertions are evicted to make room. 0 means no byte bound.
+	MaxBytes int64
 	// FillTimeout bounds one shared fill. A fill outlives the request that
 	// started it (others may be waiting on it), so it gets its own deadline.
 	FillTimeout time.Duration
 }
+
+// Sized values report their approximate memory footprint in bytes.
+type Sized interface{ Size() int64 }
 
 // Versioned values carry the data version they were read at. For them
 // Invalidate is precise: only values older than the announced version go.
@@ -58,6 +65,9 @@ type Cache[V any] struct {
 
 	group singleflight.Group
 
+	// bytes is the summed Size of the values held (Sized values only).
+	bytes atomic.Int64
+
 	hits, misses, evictions, invalidations prometheus.Counter
 }
 
@@ -80,13 +90,15 @@ func New[V any](cfg Config, reg prometheus.Registerer) *Cache[V] {
 		versioned:     versioned,
 		hits:          counter("hits_total", "Lookups answered from the cache."),
 		misses:        counter("misses_total", "Lookups that had to be filled from the database."),
-		evictions:     counter("evictions_total", "Live entries removed to stay within CACHE_MAX_ENTRIES."),
+		evictions:     counter("evictions_total", "Live entries removed to stay within CACHE_MAX_ENTRIES and CACHE_MAX_BYTES."),
 		invalidations: counter("invalidations_total", "Whole-cache flushes (data change notifications and listener reconnects)."),
 	}
 	if cfg.TTL > 0 {
 		// The janitor reclaims expired entries' memory; lookups already
 		// ignore them.
 		c.items = gocache.New(cfg.TTL, max(cfg.TTL, time.Minute))
+		// Every removal (delete, eviction, expiry) gives its bytes back.
+		c.items.OnEvicted(func(_ string, x any) { c.bytes.Add(-sizeOf(x)) })
 		c.ring = make([]string, cfg.MaxEntries)
 	}
 	if reg != nil {
@@ -94,7 +106,11 @@ func New[V any](cfg Config, reg prometheus.Registerer) *Cache[V] {
 			Namespace: telemetry.Namespace, Subsystem: "cache", Name: "entries",
 			Help: "Entries held, including expired ones not yet reclaimed.",
 		}, func() float64 { return float64(c.Len()) })
-		reg.MustRegister(c.hits, c.misses, c.evictions, c.invalidations, entries)
+		bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: telemetry.Namespace, Subsystem: "cache", Name: "bytes",
+			Help: "Approximate bytes held by cached responses (bounded by CACHE_MAX_BYTES).",
+		}, func() float64 { return float64(c.Bytes()) })
+		reg.MustRegister(c.hits, c.misses, c.evictions, c.invalidations, entries, bytes)
 	}
 	return c
 }
@@ -221,19 +237,45 @@ func (c *Cache[V]) store(gen uint64, key string, v V) {
 	defer c.ringMu.Unlock()
 	if _, live := c.items.Get(key); !live {
 		if c.n == len(c.ring) {
-			oldest := c.ring[c.head]
-			if _, live := c.items.Get(oldest); live {
-				c.evictions.Inc()
-			}
-			c.items.Delete(oldest)
-			c.ring[c.head] = key
-			c.head = (c.head + 1) % len(c.ring)
-		} else {
-			c.ring[(c.head+c.n)%len(c.ring)] = key
-			c.n++
+			c.evictOldest()
 		}
+		c.ring[(c.head+c.n)%len(c.ring)] = key
+		c.n++
 	}
+	// Whatever the key held, live or expired, gives its bytes back first.
+	c.items.Delete(key)
+	size := sizeOf(v)
+	if c.cfg.MaxBytes > 0 && size > c.cfg.MaxBytes {
+		return // larger than the whole budget: serve it, never keep it
+	}
+	for c.cfg.MaxBytes > 0 && c.bytes.Load()+size > c.cfg.MaxBytes && c.n > 1 {
+		c.evictOldest()
+	}
+	c.bytes.Add(size)
 	c.items.Set(key, v, c.cfg.TTL)
+}
+
+// evictOldest removes the oldest insertion from the ring and the cache.
+// The caller holds ringMu.
+func (c *Cache[V]) evictOldest() {
+	oldest := c.ring[c.head]
+	if _, live := c.items.Get(oldest); live {
+		c.evictions.Inc()
+	}
+	c.items.Delete(oldest)
+	c.ring[c.head] = ""
+	c.head = (c.head + 1) % len(c.ring)
+	c.n--
+}
+
+// Bytes returns the summed Size of the values held.
+func (c *Cache[V]) Bytes() int64 { return c.bytes.Load() }
+
+func sizeOf(x any) int64 {
+	if s, ok := x.(Sized); ok {
+		return s.Size()
+	}
+	return 0
 }
 
 // Flush drops every entry and makes fills already under way discard what
@@ -246,7 +288,8 @@ func (c *Cache[V]) Flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen.Add(1)
-	c.items.Flush()
+	c.items.Flush() // calls no OnEvicted: reset the byte count with it
+	c.bytes.Store(0)
 	c.ringMu.Lock()
 	clear(c.ring)
 	c.head, c.n = 0, 0

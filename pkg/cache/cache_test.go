@@ -232,3 +232,60 @@ func TestInvalidateDropsOnlyOlderVersions(t *testing.T) {
 		t.Error("a version-2 value survived a fill that read version 3")
 	}
 }
+
+// blob is a value with a declared size, for the byte bound.
+type blob int64
+
+func (b blob) Size() int64 { return int64(b) }
+
+func TestBytesAreBounded(t *testing.T) {
+	c := cache.New[blob](cache.Config{TTL: time.Hour, MaxEntries: 1000, MaxBytes: 1000}, nil)
+	get := func(key string, size blob) {
+		t.Helper()
+		if _, err := c.Get(context.Background(), key, func(context.Context) (blob, error) { return size, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		get("k"+strconv.Itoa(i), 300)
+		if got := c.Bytes(); got > 1000 {
+			t.Fatalf("after %d fills the cache holds %d bytes, over the 1000 bound", i+1, got)
+		}
+	}
+	if got, want := c.Len(), 3; got != want {
+		t.Errorf("entries = %d, want %d (3 x 300 bytes fit in 1000)", got, want)
+	}
+	if _, ok := c.Peek("k19"); !ok {
+		t.Error("the newest entry was evicted; the oldest should go first")
+	}
+	if _, ok := c.Peek("k0"); ok {
+		t.Error("the oldest entry survived")
+	}
+
+	get("huge", 5000) // larger than the whole budget: served, not kept
+	if _, ok := c.Peek("huge"); ok {
+		t.Error("a value larger than MaxBytes was stored")
+	}
+	if got, want := c.Bytes(), int64(900); got != want {
+		t.Errorf("bytes = %d, want %d", got, want)
+	}
+
+	c.Flush()
+	if got := c.Bytes(); got != 0 {
+		t.Errorf("after Flush bytes = %d, want 0", got)
+	}
+}
+
+func TestExpiredEntriesGiveTheirBytesBack(t *testing.T) {
+	c := cache.New[blob](cache.Config{TTL: 20 * time.Millisecond, MaxEntries: 10, MaxBytes: 1000}, nil)
+	fill := func(context.Context) (blob, error) { return 400, nil }
+	for range 5 {
+		if _, err := c.Get(context.Background(), "k", fill); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond) // expired: the next Get refills the same key
+	}
+	if got, want := c.Bytes(), int64(400); got != want {
+		t.Errorf("bytes = %d after refilling one expired key, want %d", got, want)
+	}
+}

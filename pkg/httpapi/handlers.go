@@ -31,6 +31,18 @@ type entry struct {
 // makes stale.
 func (e *entry) DataVersion() int64 { return e.version }
 
+// Size is the entry's approximate heap footprint, for the cache's byte bound.
+func (e *entry) Size() int64 {
+	n := int64(cap(e.body)) + 128 // the struct, slice headers, map slot and key
+	for _, h := range e.etag {
+		n += int64(len(h))
+	}
+	for _, h := range e.link {
+		n += int64(len(h))
+	}
+	return n
+}
+
 // etag changes exactly when the data version does: every ingest bumps it
 // in the same transaction as the data.
 func etag(version int64) []string {
