@@ -82,6 +82,8 @@ func TestMetrics(t *testing.T) {
 		{"rickmorty_upstream_requests_total", []string{"code", "200"}, atLeast(1)},
 		{"rickmorty_upstream_request_duration_seconds_count", nil, atLeast(1)},
 		{"rickmorty_upstream_retries_total", nil, present},
+		{"rickmorty_ingest_data_version", nil, atLeast(1)},
+		{"rickmorty_ingest_schedule_interval_seconds", nil, atLeast(1)},
 	})
 	if got := ing.types["rickmorty_ingest_runs_total"]; got != "counter" {
 		t.Errorf("%s: rickmorty_ingest_runs_total has type %q, want counter", sys.ingesterMetrics, got)
