@@ -17,7 +17,6 @@ import (
 
 	"github.com/rickmorty/rickmorty/pkg/pgtest"
 	"github.com/rickmorty/rickmorty/pkg/postgres"
-	"github.com/rickmorty/rickmorty/pkg/upstream"
 	"github.com/rickmorty/rickmorty/pkg/upstream/fake"
 )
 
@@ -281,13 +280,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // page. The target is 1.5x of ceil(42/concurrency) x 100ms; see
 // docs/benchmarks.md.
 func BenchmarkOnce42Pages(b *testing.B) {
-	base := fake.Dataset()
-	chars := make([]upstream.Character, 826)
-	for i := range chars {
-		chars[i] = base[i%len(base)]
-		chars[i].ID = i + 1
-	}
-	f := fake.New(chars)
+	f := fake.New(fake.DatasetOfSize(826))
 	f.SetFaults(fake.Faults{Latency: 100 * time.Millisecond})
 	srv := httptest.NewServer(f)
 	defer srv.Close()

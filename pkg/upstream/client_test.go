@@ -158,13 +158,7 @@ func TestMetricsCountEveryAttempt(t *testing.T) {
 // real upstream's size) with 100ms latency per page against the limit
 // ceil(42/concurrency) x 100ms. Results are in docs/benchmarks.md.
 func BenchmarkCrawl42Pages(b *testing.B) {
-	base := fake.Dataset()
-	chars := make([]upstream.Character, 826)
-	for i := range chars {
-		chars[i] = base[i%len(base)]
-		chars[i].ID = i + 1
-	}
-	f := fake.New(chars)
+	f := fake.New(fake.DatasetOfSize(826))
 	f.SetFaults(fake.Faults{Latency: 100 * time.Millisecond})
 	srv := httptest.NewServer(f)
 	defer srv.Close()

@@ -92,3 +92,16 @@ func addLateArrival(chars []upstream.Character) []upstream.Character {
 		Created:  "2017-12-31T23:59:59.999Z",
 	})
 }
+
+// DatasetOfSize returns n characters with ids 1..n, cycling through the
+// bundled data set: an upstream of any size with the same mix of cases
+// (826 is the real upstream's, for the crawl benchmarks).
+func DatasetOfSize(n int) []upstream.Character {
+	base := Dataset()
+	chars := make([]upstream.Character, n)
+	for i := range chars {
+		chars[i] = base[i%len(base)]
+		chars[i].ID = i + 1
+	}
+	return chars
+}
