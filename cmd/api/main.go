@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +38,7 @@ func main() {
 // Config is everything the API reads from the environment.
 type Config struct {
 	DatabaseURL     string
+	DatabaseReadURL string
 	HTTPAddr        string
 	LogLevel        slog.Level
 	DBMaxConns      int
@@ -59,6 +59,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	r := config.NewReader(getenv)
 	c := Config{
 		DatabaseURL:     r.DatabaseURL("DATABASE_URL"),
+		DatabaseReadURL: r.OptionalDatabaseURL("DATABASE_READ_URL"),
 		HTTPAddr:        r.Addr("HTTP_ADDR", ":8080"),
 		LogLevel:        r.LogLevel("LOG_LEVEL", slog.LevelInfo),
 		DBMaxConns:      r.Int("DB_MAX_CONNS", 8, 1, 1000),
@@ -109,6 +110,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("DATABASE_URL", config.MaskURL(c.DatabaseURL)),
+		slog.String("DATABASE_READ_URL", config.MaskURL(c.DatabaseReadURL)),
 		slog.String("HTTP_ADDR", c.HTTPAddr),
 		slog.String("LOG_LEVEL", c.LogLevel.String()),
 		slog.Int("DB_MAX_CONNS", c.DBMaxConns),
@@ -142,6 +144,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer stopTracing()
 
+	// DATABASE_URL is the primary, reached directly: the listener's LISTEN
+	// needs a session of its own, which a transaction pooler cannot give.
+	// DATABASE_READ_URL (a standby, or a pooler in front of replicas) takes
+	// the list and item reads when set.
 	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{
 		MaxConns: cfg.DBMaxConns, ReadOnly: true, AppName: "rickmorty-api", TracerProvider: tp,
 	})
@@ -149,30 +155,34 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer pool.Close()
-	store := postgres.NewStore(pool, reg)
-
 	responses := httpapi.NewCache(cache.Config{
 		TTL: cfg.CacheTTL, MaxEntries: cfg.CacheMaxEntries, MaxBytes: cfg.CacheMaxBytes, FillTimeout: cfg.RequestTimeout,
 	}, reg)
+	storeOpts := []postgres.StoreOption{postgres.WithMinVersion(responses.Version)}
+	if cfg.DatabaseReadURL != "" {
+		readPool, err := postgres.OpenPool(ctx, cfg.DatabaseReadURL, postgres.PoolConfig{
+			MaxConns: cfg.DBMaxConns, ReadOnly: true, Pooled: true, AppName: "rickmorty-api-read",
+			ConnectTimeout: 2 * time.Second, TracerProvider: tp,
+		})
+		if err != nil {
+			return fmt.Errorf("DATABASE_READ_URL: %w", err)
+		}
+		defer readPool.Close()
+		storeOpts = append(storeOpts, postgres.WithReplica(readPool))
+	}
+	store := postgres.NewStore(pool, reg, storeOpts...)
+
+	var srv *httpapi.Server // the listener reports to it once built
 	listener := listen.New(listen.Config{
 		DatabaseURL: cfg.DatabaseURL,
 		Channel:     postgres.NotifyChannel,
 		AppName:     "rickmorty-api-listener",
-		OnConnect:   responses.Flush,
-		OnNotify: func(payload string) {
-			v, err := strconv.ParseInt(payload, 10, 64)
-			if err != nil {
-				log.Warn("data changed with an unreadable version; cache flushed", "payload", payload)
-				responses.Flush()
-				return
-			}
-			log.Info("data changed; older cached responses dropped", "data_version", v)
-			responses.Invalidate(v)
-		},
-		Logger: log,
+		OnConnect:   func() { srv.OnConnect() },
+		OnNotify:    func(payload string) { srv.OnNotify(payload) },
+		Logger:      log,
 	}, reg)
 
-	srv := httpapi.NewServer(httpapi.Config{
+	srv = httpapi.NewServer(httpapi.Config{
 		RequestTimeout: cfg.RequestTimeout,
 		RateLimit:      cfg.RateLimitRPS,
 		RateBurst:      cfg.RateLimitBurst,

@@ -1,10 +1,11 @@
 // Package cache is the API's per-pod read cache: a TTL cache
-// (patrickmn/go-cache) with a hard bound on entries, one fill per key at a
-// time (singleflight), and invalidation by generation so that a fill which
-// began before a flush can never store what it read.
+// (patrickmn/go-cache) bounded in entries and bytes, one fill per key at a
+// time (singleflight), and values tied to the data version the database
+// holds, so that a version change retires exactly the values read before it.
 package cache
 
 import (
+	"container/list"
 	"context"
 	"strconv"
 	"sync"
@@ -38,37 +39,50 @@ type Config struct {
 // Sized values report their approximate memory footprint in bytes.
 type Sized interface{ Size() int64 }
 
-// Versioned values carry the data version they were read at. For them
-// Invalidate is precise: only values older than the announced version go.
+// Versioned values carry the data version they were read at. A cache of
+// them serves only values read at its current version (SetVersion).
 type Versioned interface{ DataVersion() int64 }
 
 // Cache maps string keys to values of type V.
 type Cache[V any] struct {
 	cfg       Config
 	versioned bool
-	// floor is the oldest data version still served. Raising it makes older
-	// values stale at once; they are dropped lazily when looked up.
-	floor atomic.Int64
-
-	// mu orders flushes against stores: a store holds it shared while it
-	// checks the generation and writes, a flush holds it exclusively.
-	mu    sync.RWMutex
+	// version is the data version served: values read at any other are
+	// stale. It follows the database (SetVersion), up or down, and rises
+	// when a fill reads a newer one before the notification arrives.
+	version atomic.Int64
+	// known is false until the first version is learnt, which retires
+	// nothing and so is no invalidation.
+	known atomic.Bool
+	// gen changes with every version change and flush. It is part of a
+	// fill's flight key, so a request never joins a fill that began before
+	// the data changed, and such a fill stores nothing.
 	gen   atomic.Uint64
 	items *gocache.Cache
 
-	// ring remembers keys in insertion order so the oldest can be evicted;
-	// go-cache itself has no size bound and no cheap way to pick a victim.
-	ringMu sync.Mutex
-	ring   []string
-	head   int
-	n      int
+	// mu orders stores, evictions, version changes and flushes; lookups
+	// never take it. slots indexes every held entry in insertion order:
+	// entries share one TTL, so the oldest insertion expires first and the
+	// front of order is always the first to reclaim or evict.
+	mu sync.Mutex
+	// followMu serialises Follow, so a slow read of the database's version
+	// can never overwrite a newer one.
+	followMu sync.Mutex
+	order    *list.List // of *slot
+	slots    map[string]*list.Element
+	bytes    atomic.Int64
 
 	group singleflight.Group
 
-	// bytes is the summed Size of the values held (Sized values only).
-	bytes atomic.Int64
-
 	hits, misses, evictions, invalidations prometheus.Counter
+}
+
+// slot is the bookkeeping for one held entry.
+type slot struct {
+	key     string
+	version int64
+	size    int64
+	expires time.Time
 }
 
 // New returns a Cache and registers its metrics with reg (nil skips
@@ -88,18 +102,17 @@ func New[V any](cfg Config, reg prometheus.Registerer) *Cache[V] {
 	c := &Cache[V]{
 		cfg:           cfg,
 		versioned:     versioned,
+		order:         list.New(),
+		slots:         make(map[string]*list.Element),
 		hits:          counter("hits_total", "Lookups answered from the cache."),
 		misses:        counter("misses_total", "Lookups that had to be filled from the database."),
 		evictions:     counter("evictions_total", "Live entries removed to stay within CACHE_MAX_ENTRIES and CACHE_MAX_BYTES."),
-		invalidations: counter("invalidations_total", "Whole-cache flushes (data change notifications and listener reconnects)."),
+		invalidations: counter("invalidations_total", "Data version changes and flushes that retired the cached entries."),
 	}
 	if cfg.TTL > 0 {
-		// The janitor reclaims expired entries' memory; lookups already
-		// ignore them.
-		c.items = gocache.New(cfg.TTL, max(cfg.TTL, time.Minute))
-		// Every removal (delete, eviction, expiry) gives its bytes back.
-		c.items.OnEvicted(func(_ string, x any) { c.bytes.Add(-sizeOf(x)) })
-		c.ring = make([]string, cfg.MaxEntries)
+		// No janitor: expired entries are reclaimed from the front of the
+		// insertion order, where they are, by the next store.
+		c.items = gocache.New(cfg.TTL, 0)
 	}
 	if reg != nil {
 		entries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -110,7 +123,11 @@ func New[V any](cfg Config, reg prometheus.Registerer) *Cache[V] {
 			Namespace: telemetry.Namespace, Subsystem: "cache", Name: "bytes",
 			Help: "Approximate bytes held by cached responses (bounded by CACHE_MAX_BYTES).",
 		}, func() float64 { return float64(c.Bytes()) })
-		reg.MustRegister(c.hits, c.misses, c.evictions, c.invalidations, entries, bytes)
+		version := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: telemetry.Namespace, Subsystem: "cache", Name: "data_version",
+			Help: "The data version this pod serves (the database's, as last learned).",
+		}, func() float64 { return float64(c.Version()) })
+		reg.MustRegister(c.hits, c.misses, c.evictions, c.invalidations, entries, bytes, version)
 	}
 	return c
 }
@@ -120,56 +137,40 @@ func (c *Cache[V]) Enabled() bool { return c.items != nil }
 
 // Len returns the number of entries held.
 func (c *Cache[V]) Len() int {
-	if c.items == nil {
-		return 0
-	}
-	return c.items.ItemCount()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.slots)
 }
+
+// Bytes returns the summed Size of the values held.
+func (c *Cache[V]) Bytes() int64 { return c.bytes.Load() }
+
+// Version returns the data version served.
+func (c *Cache[V]) Version() int64 { return c.version.Load() }
 
 // Peek returns the cached value for key without filling it.
 func (c *Cache[V]) Peek(key string) (V, bool) {
 	if c.items != nil {
 		if x, ok := c.items.Get(key); ok {
-			v := x.(V)
-			if c.fresh(v) {
+			if v := x.(V); c.current(v) {
 				return v, true
 			}
-			c.items.Delete(key)
 		}
 	}
 	var zero V
 	return zero, false
 }
 
-func (c *Cache[V]) fresh(v V) bool {
-	if !c.versioned {
-		return true
-	}
-	return any(v).(Versioned).DataVersion() >= c.floor.Load()
+// current reports whether v was read at the version served.
+func (c *Cache[V]) current(v V) bool {
+	return !c.versioned || versionOf(v) == c.version.Load()
 }
 
-// raiseFloor makes values older than version stale.
-func (c *Cache[V]) raiseFloor(version int64) {
-	for {
-		cur := c.floor.Load()
-		if version <= cur || c.floor.CompareAndSwap(cur, version) {
-			return
-		}
+func versionOf(v any) int64 {
+	if x, ok := v.(Versioned); ok {
+		return x.DataVersion()
 	}
-}
-
-// Invalidate announces data version version: values read at an older
-// version are no longer served, and fills that read one are not stored.
-// Values already at version stay, so a page read just after the commit is
-// not thrown away when the notification arrives a moment later. Caches of
-// unversioned values are flushed.
-func (c *Cache[V]) Invalidate(version int64) {
-	if !c.versioned {
-		c.Flush()
-		return
-	}
-	c.invalidations.Inc()
-	c.raiseFloor(version)
+	return 0
 }
 
 // Lookup returns the cached value for key, counting a hit when found. A
@@ -185,10 +186,19 @@ func (c *Cache[V]) Lookup(key string) (V, bool) {
 // Get returns the value for key, calling fill on a miss. Concurrent misses
 // on one key share one fill. Errors are returned, never cached. A caller
 // whose ctx ends stops waiting; the shared fill goes on for the others.
+// A fill that read a version older than the one served is returned to its
+// callers but not stored; one that read a newer version makes it the one
+// served.
 func (c *Cache[V]) Get(ctx context.Context, key string, fill func(context.Context) (V, error)) (V, error) {
 	if c.items == nil {
 		c.misses.Inc()
-		return fill(ctx)
+		v, err := fill(ctx)
+		if err == nil && c.versioned && versionOf(v) > c.version.Load() {
+			c.mu.Lock()
+			c.advance(versionOf(v))
+			c.mu.Unlock()
+		}
+		return v, err
 	}
 	if v, ok := c.Peek(key); ok {
 		c.hits.Inc()
@@ -196,8 +206,6 @@ func (c *Cache[V]) Get(ctx context.Context, key string, fill func(context.Contex
 	}
 	c.misses.Inc()
 
-	// The generation is part of the flight key: a request arriving after a
-	// flush must not join a fill that may have read pre-flush data.
 	gen := c.gen.Load()
 	ch := c.group.DoChan(strconv.FormatUint(gen, 10)+"\x00"+key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FillTimeout)
@@ -221,77 +229,123 @@ func (c *Cache[V]) Get(ctx context.Context, key string, fill func(context.Contex
 	}
 }
 
-// store adds v unless the cache was flushed since the fill began.
+// store adds v, read by a fill that began at generation gen, unless the
+// data changed since or v is older than the version served.
 func (c *Cache[V]) store(gen uint64, key string, v V) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.gen.Load() != gen || !c.fresh(v) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
 		return
 	}
+	version := versionOf(v)
 	if c.versioned {
-		// A newer version seen by a fill means the data changed, even if
-		// the notification has not arrived yet.
-		c.raiseFloor(any(v).(Versioned).DataVersion())
-	}
-	c.ringMu.Lock()
-	defer c.ringMu.Unlock()
-	if _, live := c.items.Get(key); !live {
-		if c.n == len(c.ring) {
-			c.evictOldest()
+		switch cur := c.version.Load(); {
+		case version < cur:
+			return
+		case version > cur:
+			// The data changed and the notification is still on its way.
+			c.advance(version)
 		}
-		c.ring[(c.head+c.n)%len(c.ring)] = key
-		c.n++
 	}
-	// Whatever the key held, live or expired, gives its bytes back first.
-	c.items.Delete(key)
+	if e, ok := c.slots[key]; ok {
+		c.remove(e) // replaced: its bytes come back, it was not evicted
+	}
 	size := sizeOf(v)
 	if c.cfg.MaxBytes > 0 && size > c.cfg.MaxBytes {
 		return // larger than the whole budget: serve it, never keep it
 	}
-	for c.cfg.MaxBytes > 0 && c.bytes.Load()+size > c.cfg.MaxBytes && c.n > 1 {
-		c.evictOldest()
+	now := time.Now()
+	c.reclaimExpired(now)
+	for len(c.slots) >= c.cfg.MaxEntries || (c.cfg.MaxBytes > 0 && c.bytes.Load()+size > c.cfg.MaxBytes) {
+		c.evictions.Inc() // reclaimExpired left only live entries
+		c.remove(c.order.Front())
 	}
+	c.slots[key] = c.order.PushBack(&slot{key: key, version: version, size: size, expires: now.Add(c.cfg.TTL)})
 	c.bytes.Add(size)
 	c.items.Set(key, v, c.cfg.TTL)
 }
 
-// evictOldest removes the oldest insertion from the ring and the cache.
-// The caller holds ringMu.
-func (c *Cache[V]) evictOldest() {
-	oldest := c.ring[c.head]
-	if _, live := c.items.Get(oldest); live {
-		c.evictions.Inc()
+// reclaimExpired drops the expired entries, all at the front. Caller holds mu.
+func (c *Cache[V]) reclaimExpired(now time.Time) {
+	for e := c.order.Front(); e != nil && !now.Before(e.Value.(*slot).expires); e = c.order.Front() {
+		c.remove(e)
 	}
-	c.items.Delete(oldest)
-	c.ring[c.head] = ""
-	c.head = (c.head + 1) % len(c.ring)
-	c.n--
 }
 
-// Bytes returns the summed Size of the values held.
-func (c *Cache[V]) Bytes() int64 { return c.bytes.Load() }
+// remove drops one held entry. Caller holds mu.
+func (c *Cache[V]) remove(e *list.Element) {
+	s := c.order.Remove(e).(*slot)
+	delete(c.slots, s.key)
+	c.items.Delete(s.key)
+	c.bytes.Add(-s.size)
+}
+
+// SetVersion makes version the data version served, up or down: values
+// read at any other version are dropped at once (they never crowd out
+// current ones), fills under way store nothing, and later requests start
+// fills of their own. It reports whether the version changed.
+func (c *Cache[V]) SetVersion(version int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if version == c.version.Load() && c.known.Load() {
+		return false
+	}
+	c.advance(version)
+	return true
+}
+
+// Follow makes the version served the one current reads (the database's),
+// up or down, like SetVersion. Calls are serialised: of two overlapping
+// calls, the one that read later sets the version last.
+func (c *Cache[V]) Follow(ctx context.Context, current func(context.Context) (int64, error)) (changed bool, version int64, err error) {
+	c.followMu.Lock()
+	defer c.followMu.Unlock()
+	version, err = current(ctx)
+	if err != nil {
+		return false, c.Version(), err
+	}
+	return c.SetVersion(version), version, nil
+}
+
+// advance switches to version and drops every value read at another.
+// Caller holds mu.
+func (c *Cache[V]) advance(version int64) {
+	c.version.Store(version)
+	c.gen.Add(1)
+	if c.known.Swap(true) {
+		c.invalidations.Inc()
+	}
+	if c.items == nil {
+		return
+	}
+	for e := c.order.Front(); e != nil; {
+		next := e.Next()
+		if e.Value.(*slot).version != version {
+			c.remove(e)
+		}
+		e = next
+	}
+}
+
+// Flush drops every entry and makes fills already under way discard what
+// they read.
+func (c *Cache[V]) Flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	c.invalidations.Inc()
+	if c.items == nil {
+		return
+	}
+	c.items.Flush()
+	c.order.Init()
+	clear(c.slots)
+	c.bytes.Store(0)
+}
 
 func sizeOf(x any) int64 {
 	if s, ok := x.(Sized); ok {
 		return s.Size()
 	}
 	return 0
-}
-
-// Flush drops every entry and makes fills already under way discard what
-// they read.
-func (c *Cache[V]) Flush() {
-	c.invalidations.Inc()
-	if c.items == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen.Add(1)
-	c.items.Flush() // calls no OnEvicted: reset the byte count with it
-	c.bytes.Store(0)
-	c.ringMu.Lock()
-	clear(c.ring)
-	c.head, c.n = 0, 0
-	c.ringMu.Unlock()
 }

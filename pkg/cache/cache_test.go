@@ -200,36 +200,199 @@ type versioned struct{ v int64 }
 
 func (x *versioned) DataVersion() int64 { return x.v }
 
-func TestInvalidateDropsOnlyOlderVersions(t *testing.T) {
-	c := cache.New[*versioned](cache.Config{TTL: time.Hour, MaxEntries: 10}, nil)
-	get := func(key string, v int64) *versioned {
-		got, err := c.Get(context.Background(), key, func(context.Context) (*versioned, error) { return &versioned{v}, nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got
+// vcache is a cache of versioned values with helpers to fill and look up.
+type vcache struct {
+	*cache.Cache[*versioned]
+	t *testing.T
+}
+
+func newVersioned(t *testing.T, cfg cache.Config, reg prometheus.Registerer) vcache {
+	return vcache{cache.New[*versioned](cfg, reg), t}
+}
+
+// get returns key, filling it with a value read at version v on a miss.
+func (c vcache) get(key string, v int64) *versioned {
+	c.t.Helper()
+	got, err := c.Get(context.Background(), key, func(context.Context) (*versioned, error) { return &versioned{v}, nil })
+	if err != nil {
+		c.t.Fatal(err)
 	}
-	get("old", 1)
-	get("new", 2) // read just after the commit of version 2, before its notification
-	c.Invalidate(2)
-	if _, ok := c.Peek("old"); ok {
-		t.Error("a version-1 value survived the announcement of version 2")
+	return got
+}
+
+func (c vcache) has(key string) bool {
+	_, ok := c.Peek(key)
+	return ok
+}
+
+func TestVersionFollowsTheDatabaseUpAndDown(t *testing.T) {
+	c := newVersioned(t, cache.Config{TTL: time.Hour, MaxEntries: 10}, nil)
+	c.get("old", 1)
+	if got, want := c.Version(), int64(1); got != want {
+		t.Fatalf("version after the first fill = %d, want %d", got, want)
 	}
-	if _, ok := c.Peek("new"); !ok {
+	c.get("new", 2) // read just after the commit of version 2, before its notification
+	if c.has("old") {
+		t.Error("a version-1 value survived a fill that read version 2")
+	}
+	if c.SetVersion(2) {
+		t.Error("SetVersion(2) reported a change; the fill had already moved to 2")
+	}
+	if !c.has("new") {
 		t.Error("a version-2 value was dropped by the announcement of version 2")
 	}
 	// A fill that read the old version (it began before the commit) is
 	// served to its caller but not stored.
-	if got := get("late", 1); got.v != 1 {
+	if got := c.get("late", 1); got.v != 1 {
 		t.Fatalf("got %d", got.v)
 	}
-	if _, ok := c.Peek("late"); ok {
+	if c.has("late") {
 		t.Error("a fill that read a superseded version was stored")
 	}
-	// A fill that sees a newer version retires older values at once.
-	get("newer", 3)
-	if _, ok := c.Peek("new"); ok {
-		t.Error("a version-2 value survived a fill that read version 3")
+
+	// The database went back (a restore, a failover to an older copy):
+	// the cache follows it down and caches again at once.
+	if !c.SetVersion(1) {
+		t.Fatal("SetVersion(1) after 2 reported no change")
+	}
+	if c.has("new") {
+		t.Error("a version-2 value is still served after the database went back to 1")
+	}
+	if got := c.get("after", 1); got.v != 1 {
+		t.Fatalf("got %d", got.v)
+	}
+	if !c.has("after") {
+		t.Error("after going back to version 1 nothing is cached")
+	}
+	if got, want := c.Len(), 1; got != want {
+		t.Errorf("entries = %d, want %d", got, want)
+	}
+}
+
+func TestFollowReadsTheVersionAndSerialises(t *testing.T) {
+	c := newVersioned(t, cache.Config{TTL: time.Hour, MaxEntries: 10}, nil)
+	c.get("k", 9)
+	changed, v, err := c.Follow(context.Background(), func(context.Context) (int64, error) { return 4, nil })
+	if err != nil || !changed || v != 4 || c.Version() != 4 {
+		t.Fatalf("Follow = %v, %d, %v; version %d; want a change to 4", changed, v, err, c.Version())
+	}
+	boom := errors.New("database down")
+	if changed, _, err := c.Follow(context.Background(), func(context.Context) (int64, error) { return 0, boom }); changed || !errors.Is(err, boom) {
+		t.Errorf("Follow with a failing read = %v, %v; want no change and the error", changed, err)
+	}
+	if got, want := c.Version(), int64(4); got != want {
+		t.Errorf("version after a failed read = %d, want %d", got, want)
+	}
+
+	// A slow read that began first cannot overwrite a later one.
+	slowRead := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Follow(context.Background(), func(context.Context) (int64, error) { //nolint:errcheck // the read cannot fail
+			close(slowRead)
+			<-release
+			return 5, nil
+		})
+	}()
+	<-slowRead
+	second := make(chan struct{})
+	go func() {
+		defer close(second)
+		c.Follow(context.Background(), func(context.Context) (int64, error) { return 6, nil }) //nolint:errcheck // cannot fail
+	}()
+	time.Sleep(20 * time.Millisecond) // the second Follow waits for the first
+	close(release)
+	<-done
+	<-second
+	if got, want := c.Version(), int64(6); got != want {
+		t.Errorf("version = %d, want %d (the later read)", got, want)
+	}
+}
+
+func TestRequestAfterAVersionChangeNeverJoinsAnEarlierFill(t *testing.T) {
+	c := newVersioned(t, cache.Config{TTL: time.Hour, MaxEntries: 10}, nil)
+	c.SetVersion(1)
+	inFill := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan int64)
+	go func() {
+		v, _ := c.Get(context.Background(), "k", func(context.Context) (*versioned, error) {
+			close(inFill)
+			<-release
+			return &versioned{1}, nil
+		})
+		done <- v.v
+	}()
+	<-inFill
+	c.SetVersion(2) // the notification of version 2 arrives while the fill reads
+	if got := c.get("k", 2); got.v != 2 {
+		t.Errorf("a request after the change got version %d, want its own fill at 2", got.v)
+	}
+	close(release)
+	if got := <-done; got != 1 {
+		t.Errorf("the early fill's own caller got %d", got)
+	}
+	if v, ok := c.Peek("k"); !ok || v.v != 2 {
+		t.Errorf("cached value = %+v (present %v), want version 2", v, ok)
+	}
+}
+
+func TestFullCacheAfterAVersionChangeEvictsNothing(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	const maxEntries = 100
+	c := newVersioned(t, cache.Config{TTL: time.Hour, MaxEntries: maxEntries}, reg)
+	key := func(i int) string { return "k" + strconv.Itoa(i) }
+	for i := range maxEntries {
+		c.get(key(i), 1)
+	}
+	c.SetVersion(2)
+	if got := c.Len(); got != 0 {
+		t.Errorf("entries after the version change = %d, want 0: stale entries are held", got)
+	}
+	// Refill the same keys and as many new ones as fit: while under the
+	// bound nothing live may go.
+	for i := range maxEntries {
+		c.get(key(i), 2)
+		if !c.has(key(0)) {
+			t.Fatalf("filling %s evicted the fresh %s", key(i), key(0))
+		}
+	}
+	for i := range maxEntries {
+		c.get(key(i), 2) // hits; a refilled key never takes a second slot
+	}
+	if got, want := metricValue(t, reg, "rickmorty_cache_evictions_total"), 0.0; got != want {
+		t.Errorf("evictions = %v, want %v", got, want)
+	}
+	if got, want := c.Len(), maxEntries; got != want {
+		t.Errorf("entries = %d, want %d", got, want)
+	}
+	// Only past the bound does the oldest live entry go.
+	c.get("one-more", 2)
+	if got, want := metricValue(t, reg, "rickmorty_cache_evictions_total"), 1.0; got != want {
+		t.Errorf("evictions past the bound = %v, want %v", got, want)
+	}
+	if c.has(key(0)) || !c.has(key(1)) {
+		t.Error("past the bound the oldest entry should go, and only it")
+	}
+}
+
+func TestExpiredEntriesAreReclaimedNotEvicted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	const maxEntries = 20
+	c := newVersioned(t, cache.Config{TTL: 30 * time.Millisecond, MaxEntries: maxEntries}, reg)
+	for round := range 3 {
+		for i := range maxEntries {
+			c.get("k"+strconv.Itoa(round*maxEntries+i), 1)
+		}
+		time.Sleep(40 * time.Millisecond) // every entry expires
+	}
+	if got, want := metricValue(t, reg, "rickmorty_cache_evictions_total"), 0.0; got != want {
+		t.Errorf("evictions = %v, want %v: expired entries counted as live", got, want)
+	}
+	if got := c.Len(); got > maxEntries {
+		t.Errorf("entries = %d, over the bound %d", got, maxEntries)
 	}
 }
 

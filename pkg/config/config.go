@@ -146,6 +146,19 @@ func (r *Reader) DatabaseURL(name string) string {
 	if v == "" {
 		return v
 	}
+	return r.checkDatabaseURL(name, v)
+}
+
+// OptionalDatabaseURL is DatabaseURL for a variable that may be unset ("").
+func (r *Reader) OptionalDatabaseURL(name string) string {
+	v, ok := r.lookup(name)
+	if !ok {
+		return ""
+	}
+	return r.checkDatabaseURL(name, v)
+}
+
+func (r *Reader) checkDatabaseURL(name, v string) string {
 	if strings.Contains(v, "://") {
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {

@@ -89,7 +89,12 @@ func (s *Server) handleList() echo.HandlerFunc {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
 		defer cancel()
 		e, err := s.cache.Get(ctx, key, func(ctx context.Context) (*entry, error) {
-			p, err := s.store.List(ctx, q)
+			var p character.Page
+			err := s.readCurrent(ctx, func(ctx context.Context) (int64, error) {
+				var err error
+				p, err = s.store.List(ctx, q)
+				return p.Version, err
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -121,12 +126,23 @@ func (s *Server) handleGet() echo.HandlerFunc {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
 		defer cancel()
 		e, err := s.cache.Get(ctx, key, func(ctx context.Context) (*entry, error) {
-			ch, version, err := s.store.Get(ctx, id)
-			if character.ErrorCode(err) == character.ENOTFOUND {
-				return &entry{version: version, notFound: true, id: id}, nil
-			}
-			if err != nil {
+			var (
+				ch      character.Character
+				version int64
+				getErr  error
+			)
+			err := s.readCurrent(ctx, func(ctx context.Context) (int64, error) {
+				ch, version, getErr = s.store.Get(ctx, id)
+				if character.ErrorCode(getErr) == character.ENOTFOUND {
+					return version, nil // an absent id is an answer at version too
+				}
+				return version, getErr
+			})
+			switch {
+			case err != nil:
 				return nil, err
+			case getErr != nil:
+				return &entry{version: version, notFound: true, id: id}, nil
 			}
 			return &entry{version: version, etag: etag(version), body: appendCharacter(make([]byte, 0, 400), ch)}, nil
 		})
@@ -135,6 +151,27 @@ func (s *Server) handleGet() echo.HandlerFunc {
 		}
 		return s.serve(c, e)
 	}
+}
+
+// readCurrent runs read (which returns the data version it read at) so that
+// the pod never serves an answer older than the version it already serves.
+// The store has read such an answer on the primary twice, so either the
+// database went back (a restore, a failover to an older copy, without the
+// listener noticing): the pod follows it and serves the answer; or the data
+// changed again during the read: it is read once more.
+func (s *Server) readCurrent(ctx context.Context, read func(context.Context) (int64, error)) error {
+	v, err := read(ctx)
+	if err != nil || v >= s.cache.Version() {
+		return err
+	}
+	served := s.cache.Version()
+	s.followDatabase("a read answered with an older version")
+	if v >= s.cache.Version() {
+		s.log.Warn("the database went back to an older data version; following it", "data_version", v, "was", served)
+		return nil
+	}
+	_, err = read(ctx)
+	return err
 }
 
 // serve writes a cached entry, answering 304 when the client already has it.

@@ -29,6 +29,8 @@ type Store interface {
 	List(ctx context.Context, q character.ListQuery) (character.Page, error)
 	Get(ctx context.Context, id int) (character.Character, int64, error)
 	Stats(ctx context.Context) (postgres.Stats, error)
+	// DataVersion returns the version the primary holds now.
+	DataVersion(ctx context.Context) (int64, error)
 }
 
 // Cache holds rendered responses, so a hit costs no encoding at all.
@@ -91,6 +93,8 @@ type Server struct {
 	traced http.Handler
 	tracer trace.Tracer
 
+	notifications *prometheus.CounterVec
+
 	ready    atomic.Bool
 	draining atomic.Bool
 }
@@ -126,6 +130,8 @@ func NewServer(cfg Config, deps Deps) *Server {
 		log:      deps.Logger,
 		registry: deps.Registry,
 		metrics:  newHTTPMetrics(deps.Registry),
+
+		notifications: newNotificationCounter(deps.Registry),
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateMaxClients)

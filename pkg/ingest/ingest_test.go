@@ -273,6 +273,70 @@ func TestSecondIngestInsertsUpdatesAndDeletes(t *testing.T) {
 	}
 }
 
+func TestUnchangedIngestKeepsTheVersionAndSendsNoNotify(t *testing.T) {
+	e := newEnv(t)
+	first := e.mustRun(t)
+	conn := listen(t, e.dbURL)
+	var updatedBefore time.Time
+	if err := e.pool.QueryRow(context.Background(), "SELECT updated_at FROM data_version").Scan(&updatedBefore); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, force := range []bool{false, true} { // --force skips guards, it does not bump
+		sum, err := e.runner.Run(context.Background(), force)
+		if err != nil {
+			t.Fatalf("Run(force=%v): %v", force, err)
+		}
+		if got, want := sum.DataVersion, first.DataVersion; got != want {
+			t.Errorf("force=%v: summary version = %d, want %d (unchanged)", force, got, want)
+		}
+		if got, want := dataVersion(t, e.pool), first.DataVersion; got != want {
+			t.Errorf("force=%v: stored data version = %d, want %d", force, got, want)
+		}
+		run := lastRun(t, e.pool)
+		if got, want := run, (runRow{Result: "success"}); got != want {
+			t.Errorf("force=%v: run row = %+v, want a success with zero counts", force, got)
+		}
+		var runVersion int64
+		if err := e.pool.QueryRow(context.Background(), "SELECT data_version FROM ingest_runs ORDER BY id DESC LIMIT 1").Scan(&runVersion); err != nil {
+			t.Fatal(err)
+		}
+		if runVersion != first.DataVersion {
+			t.Errorf("force=%v: run row data_version = %d, want %d", force, runVersion, first.DataVersion)
+		}
+	}
+	noNotification(t, conn, 300*time.Millisecond)
+	var updatedAfter time.Time
+	if err := e.pool.QueryRow(context.Background(), "SELECT updated_at FROM data_version").Scan(&updatedAfter); err != nil {
+		t.Fatal(err)
+	}
+	if !updatedAfter.Equal(updatedBefore) {
+		t.Errorf("data_version.updated_at moved from %s to %s without a change", updatedBefore, updatedAfter)
+	}
+
+	// A real change still bumps and notifies, once.
+	e.fake.Update(func(chars []upstream.Character) []upstream.Character {
+		for i := range chars {
+			if chars[i].ID == admitted(chars)[0].ID {
+				chars[i].Location.Name = "Citadel of Ricks"
+			}
+		}
+		return chars
+	})
+	if got, want := e.mustRun(t).DataVersion, first.DataVersion+1; got != want {
+		t.Errorf("after a change version = %d, want %d", got, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := conn.WaitForNotification(ctx)
+	if err != nil {
+		t.Fatalf("no notification after a changing run: %v", err)
+	}
+	if got, want := n.Payload, "2"; got != want {
+		t.Errorf("payload = %q, want %q", got, want)
+	}
+}
+
 func TestPersistent5xxFailsAndLeavesTheTableAsItWas(t *testing.T) {
 	e := newEnv(t)
 	e.mustRun(t)
@@ -488,7 +552,7 @@ func noNotification(t *testing.T, conn *pgx.Conn, wait time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if n, err := conn.WaitForNotification(ctx); err == nil {
-		t.Errorf("got notification %q before commit", n.Payload)
+		t.Errorf("got notification %q, want none", n.Payload)
 	}
 }
 

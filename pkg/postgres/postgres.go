@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
@@ -21,8 +23,20 @@ const NotifyChannel = "rickmorty_data_changed"
 type PoolConfig struct {
 	MaxConns int // 0 keeps pgx's default
 	// ReadOnly makes every session default to read-only transactions, so a
-	// bug in the API cannot write even with a privileged role.
+	// bug in the API cannot write even with a privileged role. It is a
+	// startup parameter, which a transaction pooler refuses: pools that may
+	// go through one leave it off and rely on the role's own default
+	// (db/grants) or on the standby being read-only.
 	ReadOnly bool
+	// Pooled makes the pool safe behind PgBouncer in transaction mode, where
+	// consecutive statements may run on different server sessions: no named
+	// prepared statements (pgx describes each statement once per connection
+	// and then sends it unnamed, one round trip per query), and no startup
+	// parameter but application_name.
+	Pooled bool
+	// ConnectTimeout bounds establishing one connection when the URL sets
+	// no connect_timeout; 0 leaves it to the caller's context.
+	ConnectTimeout time.Duration
 	// AppName shows in pg_stat_activity.
 	AppName string
 	// TracerProvider, when set, gets a client span for every query, batch,
@@ -45,8 +59,14 @@ func OpenPool(ctx context.Context, databaseURL string, cfg PoolConfig) (*pgxpool
 	if cfg.AppName != "" {
 		rp["application_name"] = cfg.AppName
 	}
-	if cfg.ReadOnly {
+	if cfg.ReadOnly && !cfg.Pooled {
 		rp["default_transaction_read_only"] = "on"
+	}
+	if cfg.Pooled {
+		pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
+	if cfg.ConnectTimeout > 0 && pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	}
 	if cfg.TracerProvider != nil {
 		// Spans only: the metrics stay Prometheus's. The SQL is recorded

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,14 +22,39 @@ import (
 // Store answers the API's read-only queries. Every method reads in a single
 // statement, so the data version it returns comes from the same snapshot as
 // the rows (the ETag always matches the body) at one round trip per call.
+//
+// List and Get may go to a read replica (WithReplica). The primary stays the
+// truth: a replica answer older than the caller's minimum version (a lagging
+// standby) is read again on the primary, and a replica that fails sends reads
+// to the primary until it answers again.
 type Store struct {
-	pool     *pgxpool.Pool
-	duration *prometheus.HistogramVec
+	pool       *pgxpool.Pool // the primary
+	replica    *replica      // nil: every read goes to the primary
+	minVersion func() int64
+	duration   *prometheus.HistogramVec
+	reads      *prometheus.CounterVec
+	fallbacks  *prometheus.CounterVec
 }
 
-// NewStore returns a Store over pool and registers its query duration
-// histogram with reg (nil skips registration, for tests).
-func NewStore(pool *pgxpool.Pool, reg prometheus.Registerer) *Store {
+// StoreOption configures a Store.
+type StoreOption func(*Store)
+
+// WithReplica sends List and Get to pool (a hot standby, or a pooler in front
+// of replicas) whenever it answers, and to the primary otherwise.
+func WithReplica(pool *pgxpool.Pool) StoreOption {
+	return func(s *Store) { s.replica = &replica{pool: pool} }
+}
+
+// WithMinVersion gives the store the lowest data version a List or Get may
+// answer with: the highest this process has already served (monotonic
+// reads). A replica answer below it is read again on the primary.
+func WithMinVersion(min func() int64) StoreOption {
+	return func(s *Store) { s.minVersion = min }
+}
+
+// NewStore returns a Store over the primary pool and registers its metrics
+// with reg (nil skips registration, for tests).
+func NewStore(pool *pgxpool.Pool, reg prometheus.Registerer, opts ...StoreOption) *Store {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: telemetry.Namespace,
 		Subsystem: "db",
@@ -36,10 +62,138 @@ func NewStore(pool *pgxpool.Pool, reg prometheus.Registerer) *Store {
 		Help:      "Duration of the API's database queries, by query.",
 		Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"query"})
-	if reg != nil {
-		reg.MustRegister(h)
+	s := &Store{
+		pool:       pool,
+		minVersion: func() int64 { return 0 },
+		duration:   h,
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: telemetry.Namespace, Subsystem: "db", Name: "reads_total",
+			Help: "List and item reads answered, by the server that answered them (primary or replica).",
+		}, []string{"target"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: telemetry.Namespace, Subsystem: "db", Name: "replica_fallbacks_total",
+			Help: "Reads sent to the primary instead of the replica: it lagged behind a version already served (lag), failed (error), or was resting after a failure (down).",
+		}, []string{"reason"}),
 	}
-	return &Store{pool: pool, duration: h}
+	for _, o := range opts {
+		o(s)
+	}
+	for _, t := range []string{targetPrimary, targetReplica} {
+		s.reads.WithLabelValues(t)
+	}
+	for _, r := range []string{fallbackLag, fallbackError, fallbackDown} {
+		s.fallbacks.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(h, s.reads, s.fallbacks)
+	}
+	return s
+}
+
+const (
+	targetPrimary = "primary"
+	targetReplica = "replica"
+	fallbackLag   = "lag"
+	fallbackError = "error"
+	fallbackDown  = "down"
+)
+
+// querier is what a read runs on: the primary's or the replica's pool.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// read runs one read (which returns the data version it saw) where it may
+// be answered: on the replica when that is up and current enough, else on
+// the primary. The primary's answer is the truth: one below the minimum is
+// read once more (a read that began before a commit the process has since
+// heard of), and returned as it is if still below (the database went back:
+// a restore or a failover to an older copy), for the caller to follow.
+func (s *Store) read(ctx context.Context, fn func(context.Context, querier) (int64, error)) error {
+	min := s.minVersion()
+	if r := s.replica; r != nil {
+		if r.usable() {
+			v, err := fn(ctx, r.pool)
+			switch {
+			case err == nil && v >= min:
+				r.succeeded()
+				s.reads.WithLabelValues(targetReplica).Inc()
+				return nil
+			case err == nil:
+				r.succeeded()
+				s.fallbacks.WithLabelValues(fallbackLag).Inc()
+			case ctx.Err() != nil:
+				return err // the caller gave up; nothing is wrong with the replica
+			default:
+				r.failed()
+				s.fallbacks.WithLabelValues(fallbackError).Inc()
+			}
+		} else {
+			s.fallbacks.WithLabelValues(fallbackDown).Inc()
+		}
+	}
+	v, err := fn(ctx, s.pool)
+	if err == nil && v < min {
+		_, err = fn(ctx, s.pool)
+	}
+	if err == nil {
+		s.reads.WithLabelValues(targetPrimary).Inc()
+	}
+	return err
+}
+
+// replica tracks whether the read replica may be asked. After a failure it
+// rests, for a backoff that doubles while it keeps failing; then one read at
+// a time probes it while the others go to the primary.
+type replica struct {
+	pool      *pgxpool.Pool
+	mu        sync.Mutex
+	downUntil time.Time // zero: up
+	backoff   time.Duration
+	probing   bool
+}
+
+const (
+	replicaMinBackoff = 250 * time.Millisecond
+	replicaMaxBackoff = 10 * time.Second
+)
+
+func (r *replica) usable() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.downUntil.IsZero() {
+		return true
+	}
+	if r.probing || time.Now().Before(r.downUntil) {
+		return false
+	}
+	r.probing = true
+	return true
+}
+
+func (r *replica) succeeded() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.downUntil, r.backoff, r.probing = time.Time{}, 0, false
+}
+
+func (r *replica) failed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.backoff = min(max(2*r.backoff, replicaMinBackoff), replicaMaxBackoff)
+	r.downUntil, r.probing = time.Now().Add(r.backoff), false
+}
+
+// ReplicaUp reports whether the replica is taking reads (true when there is
+// none).
+func (s *Store) ReplicaUp() bool {
+	if s.replica == nil {
+		return true
+	}
+	s.replica.mu.Lock()
+	defer s.replica.mu.Unlock()
+	return s.replica.downUntil.IsZero()
 }
 
 // sortColumns is the second whitelist (the first is character.ParseListQuery):
@@ -127,34 +281,38 @@ func (s *Store) List(ctx context.Context, q character.ListQuery) (character.Page
 		return character.Page{}, err
 	}
 	defer s.observe("list", time.Now())
-	rows, err := s.pool.Query(ctx, stmt, args...)
-	if err != nil {
-		return character.Page{}, unavailable(err)
-	}
-	defer rows.Close()
 	var (
 		version int64
 		total   int
 		results = make([]character.Character, 0, q.PageSize)
 	)
-	fast := numbersBinary(rows.FieldDescriptions())
-	for rows.Next() {
-		var c character.Character
-		var err error
-		if fast {
-			err = decodeListRow(rows.RawValues(), &version, &total, &c)
-		} else {
-			err = rows.Scan(&version, &total, &c.ID, &c.Name, &c.Status, &c.Species, &c.Type, &c.Gender,
-				&c.OriginName, &c.LocationName, &c.Image, &c.URL, &c.Created)
-		}
+	err = s.read(ctx, func(ctx context.Context, db querier) (int64, error) {
+		results = results[:0]
+		rows, err := db.Query(ctx, stmt, args...)
 		if err != nil {
-			return character.Page{}, unavailable(err)
+			return 0, err
 		}
-		if c.ID != 0 {
-			results = append(results, c)
+		defer rows.Close()
+		fast := numbersBinary(rows.FieldDescriptions())
+		for rows.Next() {
+			var c character.Character
+			var err error
+			if fast {
+				err = decodeListRow(rows.RawValues(), &version, &total, &c)
+			} else {
+				err = rows.Scan(&version, &total, &c.ID, &c.Name, &c.Status, &c.Species, &c.Type, &c.Gender,
+					&c.OriginName, &c.LocationName, &c.Image, &c.URL, &c.Created)
+			}
+			if err != nil {
+				return 0, err
+			}
+			if c.ID != 0 {
+				results = append(results, c)
+			}
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return version, rows.Err()
+	})
+	if err != nil {
 		return character.Page{}, unavailable(err)
 	}
 	return character.NewPage(q, total, results, version), nil
@@ -234,8 +392,12 @@ func (s *Store) Get(ctx context.Context, id int) (character.Character, int64, er
 		c       character.Character
 		version int64
 	)
-	err := s.pool.QueryRow(ctx, getSQL, id).Scan(&version, &c.ID, &c.Name, &c.Status, &c.Species, &c.Type, &c.Gender,
-		&c.OriginName, &c.LocationName, &c.Image, &c.URL, &c.Created)
+	err := s.read(ctx, func(ctx context.Context, db querier) (int64, error) {
+		c = character.Character{}
+		err := db.QueryRow(ctx, getSQL, id).Scan(&version, &c.ID, &c.Name, &c.Status, &c.Species, &c.Type, &c.Gender,
+			&c.OriginName, &c.LocationName, &c.Image, &c.URL, &c.Created)
+		return version, err
+	})
 	if err != nil {
 		return character.Character{}, 0, unavailable(err)
 	}
@@ -245,7 +407,7 @@ func (s *Store) Get(ctx context.Context, id int) (character.Character, int64, er
 	return c, version, nil
 }
 
-// DataVersion returns the current data version.
+// DataVersion returns the data version the primary holds now.
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
 	defer s.observe("data_version", time.Now())
 	var v int64

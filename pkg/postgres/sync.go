@@ -78,8 +78,11 @@ type Run struct {
 	Updated     int
 	Deleted     int
 	Stored      int   // rows in the table after the sync
-	DataVersion int64 // the version the sync committed
+	DataVersion int64 // the version the stored data has after the sync
 }
+
+// Changed reports whether the sync wrote any character row.
+func (r Run) Changed() bool { return r.Inserted+r.Updated+r.Deleted > 0 }
 
 // StartRun records a run in progress. Runs left 'running' by a process that
 // died are marked 'abandoned' first: the caller holds the lock, so nobody
@@ -130,7 +133,8 @@ var stagingColumns = []string{
 // Sync makes the characters table hold exactly chars, in one transaction on
 // the locked session: COPY into a staging table, delete what is gone, upsert
 // what is new or changed (unchanged rows are not rewritten), bump the data
-// version, mark the run a success and NOTIFY, all visible only on commit.
+// version and NOTIFY when anything changed, and mark the run a success, all
+// visible only on commit.
 func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, opts SyncOptions) (Run, error) {
 	tx, err := l.conn.Begin(ctx)
 	if err != nil {
@@ -197,14 +201,21 @@ func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, o
 	}
 	run.Stored = stored - run.Deleted + run.Inserted
 
-	if err := tx.QueryRow(ctx,
-		"UPDATE data_version SET version = version + 1, updated_at = now() RETURNING version",
-	).Scan(&run.DataVersion); err != nil {
-		return run, fmt.Errorf("bump data version: %w", err)
-	}
-	// Queued in the transaction, delivered only if it commits.
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(run.DataVersion, 10)); err != nil {
-		return run, fmt.Errorf("notify: %w", err)
+	// The version (and so every ETag and cached response) changes only with
+	// the data: a run that confirms the stored set commits no new version
+	// and wakes no API pod.
+	if run.Changed() {
+		if err := tx.QueryRow(ctx,
+			"UPDATE data_version SET version = version + 1, updated_at = now() RETURNING version",
+		).Scan(&run.DataVersion); err != nil {
+			return run, fmt.Errorf("bump data version: %w", err)
+		}
+		// Queued in the transaction, delivered only if it commits.
+		if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(run.DataVersion, 10)); err != nil {
+			return run, fmt.Errorf("notify: %w", err)
+		}
+	} else if err := tx.QueryRow(ctx, "SELECT version FROM data_version").Scan(&run.DataVersion); err != nil {
+		return run, fmt.Errorf("read data version: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `
 		UPDATE ingest_runs
