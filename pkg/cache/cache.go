@@ -238,14 +238,8 @@ func (c *Cache[V]) store(gen uint64, key string, v V) {
 		return
 	}
 	version := versionOf(v)
-	if c.versioned {
-		switch cur := c.version.Load(); {
-		case version < cur:
-			return
-		case version > cur:
-			// The data changed and the notification is still on its way.
-			c.advance(version)
-		}
+	if c.versioned && version < c.version.Load() {
+		return
 	}
 	if e, ok := c.slots[key]; ok {
 		c.remove(e) // replaced: its bytes come back, it was not evicted
@@ -263,6 +257,12 @@ func (c *Cache[V]) store(gen uint64, key string, v V) {
 	c.slots[key] = c.order.PushBack(&slot{key: key, version: version, size: size, expires: now.Add(c.cfg.TTL)})
 	c.bytes.Add(size)
 	c.items.Set(key, v, c.cfg.TTL)
+	if c.versioned && version > c.version.Load() {
+		// The data changed and the notification is still on its way. The
+		// value is stored first, so requests that look meanwhile join this
+		// fill's flight rather than start their own.
+		c.advance(version)
+	}
 }
 
 // reclaimExpired drops the expired entries, all at the front. Caller holds mu.
@@ -307,23 +307,23 @@ func (c *Cache[V]) Follow(ctx context.Context, current func(context.Context) (in
 	return c.SetVersion(version), version, nil
 }
 
-// advance switches to version and drops every value read at another.
-// Caller holds mu.
+// advance switches to version and drops every value read at another, then
+// moves to a new generation (unless this is the first version learnt, when
+// nothing can be stale). Caller holds mu.
 func (c *Cache[V]) advance(version int64) {
 	c.version.Store(version)
-	c.gen.Add(1)
-	if c.known.Swap(true) {
-		c.invalidations.Inc()
-	}
-	if c.items == nil {
-		return
-	}
-	for e := c.order.Front(); e != nil; {
-		next := e.Next()
-		if e.Value.(*slot).version != version {
-			c.remove(e)
+	if c.items != nil {
+		for e := c.order.Front(); e != nil; {
+			next := e.Next()
+			if e.Value.(*slot).version != version {
+				c.remove(e)
+			}
+			e = next
 		}
-		e = next
+	}
+	if c.known.Swap(true) {
+		c.gen.Add(1)
+		c.invalidations.Inc()
 	}
 }
 
