@@ -130,6 +130,23 @@ the operator creates otherwise.
       key: {{ index $s 1 | quote }}
 {{- end -}}
 
+{{/*
+env entry DATABASE_READ_URL of the API: the key database.api.readSecretKey
+of the API's Secret, optional, so that without that key the variable is
+unset and the API reads from DATABASE_URL. The umbrella writes the key into
+<base>-database for database.api.readUrl;
+an existing Secret may carry it. dict: ctx
+*/}}
+{{- define "rickmorty.databaseReadEnv" -}}
+{{- $s := splitList "\n" (include "rickmorty.databaseSecret" (dict "ctx" .ctx "role" "api")) -}}
+- name: DATABASE_READ_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ index $s 0 | quote }}
+      key: {{ .ctx.Values.global.database.api.readSecretKey | quote }}
+      optional: true
+{{- end -}}
+
 {{/* OTEL_* env of a component. dict: ctx, component */}}
 {{- define "rickmorty.otelEnv" -}}
 {{- $o := .ctx.Values.global.otel -}}
