@@ -343,6 +343,9 @@ func TestSelectorsMatchTheirPods(t *testing.T) {
 							apiName:              {"api"},
 							ingesterName:         {"ingester", "migrate", "reingest"},
 							"rickmorty-postgres": {"database"},
+							// CloudNativePG mode: egress to the Cluster and the Pooler
+							"rickmorty-db-clients":           {"api", "ingester", "migrate", "reingest"},
+							"rickmorty-db-pooler-ro-clients": {"api"},
 						}[o.name()]
 						if !slices.Contains(want, comp) {
 							t.Errorf("%s: selects %s (component %s)", o.id(), id, comp)

@@ -2,9 +2,11 @@ package charttest
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -410,3 +412,27 @@ func matches(selector map[string]any, labels map[string]string) bool {
 }
 
 func annotations(o obj) map[string]string { return stringMap(mapAt(o, "metadata.annotations")) }
+
+// secretData returns the decoded data of a Secret.
+func secretData(t *testing.T, s obj) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for k, v := range mapAt(s, "data") {
+		b, err := base64.StdEncoding.DecodeString(v.(string))
+		if err != nil {
+			t.Fatalf("%s: data %s is not base64: %v", s.id(), k, err)
+		}
+		out[k] = string(b)
+	}
+	return out
+}
+
+// parseURL parses a postgres:// URL, failing the test when it is not one.
+func parseURL(t *testing.T, what, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "postgres" || u.User == nil {
+		t.Fatalf("%s = %q: not a postgres:// URL with a user (%v)", what, s, err)
+	}
+	return u
+}

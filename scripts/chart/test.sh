@@ -5,14 +5,18 @@
 #   2. builds the Kubernetes JSON schemas of K8S_VERSION from the
 #      k8s.io/kubernetes module's OpenAPI spec (tools/k8sschema; cached in
 #      .cache/k8s-schemas)
-#   3. checks that the chart's copies of ops/ are current (sync-ops.sh --check)
+#   3. builds strict JSON schemas of the CloudNativePG Cluster and Pooler from
+#      the CRDs of the github.com/cloudnative-pg/cloudnative-pg module at
+#      CNPG_VERSION (tools/k8sschema -crd; cached in .cache/crd-schemas)
+#   4. checks that the chart's copies of ops/ are current (sync-ops.sh --check)
 #      and that Chart.lock matches Chart.yaml
-#   4. helm lint --strict and helm template with the default values and with
+#   5. helm lint --strict and helm template with the default values and with
 #      every charts/rickmorty/ci/*.yaml, plus the manual re-ingest Job
-#   5. kubeconform -strict on every rendered manifest (unknown fields are
+#   6. kubeconform -strict on every rendered manifest (unknown fields are
 #      errors; ServiceMonitor and PrometheusRule against the schemas in
-#      tools/k8sschema/crds/)
-#   6. the Go tests in pkg/charttest
+#      tools/k8sschema/crds/, Cluster and Pooler against those of step 3),
+#      and proof that those CRD schemas reject what the API server would
+#   7. the Go tests in pkg/charttest
 # Versions: tools/versions.env. Usage: bash scripts/chart/test.sh
 set -euo pipefail
 
@@ -55,6 +59,27 @@ else
   rm -rf "$schemas/v$k8s-standalone-strict"
   GOWORK=off go run ./tools/k8sschema -swagger "$swagger" -out "$schemas" -version "$K8S_VERSION"
   echo "$want_stamp" >"$stamp"
+fi
+
+step "CloudNativePG $CNPG_VERSION CRD schemas (Cluster, Pooler)"
+crd_schemas="$cache/crd-schemas/cnpg-$CNPG_VERSION"
+crd_stamp="$crd_schemas/.stamp"
+want_crd_stamp="$CNPG_VERSION $(cat tools/k8sschema/*.go | sha256sum | cut -c1-16)"
+if [ -f "$crd_stamp" ] && [ "$(cat "$crd_stamp")" = "$want_crd_stamp" ]; then
+  echo "cached in ${crd_schemas#"$root"/}"
+else
+  # Only the module's config/crd/bases is read; the Go module proxy serves
+  # exact versions, so the schemas follow CNPG_VERSION and nothing else.
+  dir="$(cd "$(mktemp -d)" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "github.com/cloudnative-pg/cloudnative-pg@$CNPG_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  bases="$dir/config/crd/bases"
+  for f in postgresql.cnpg.io_clusters.yaml postgresql.cnpg.io_poolers.yaml; do
+    [ -f "$bases/$f" ] || { echo "no config/crd/bases/$f in github.com/cloudnative-pg/cloudnative-pg@$CNPG_VERSION" >&2; exit 1; }
+  done
+  rm -rf "$crd_schemas"
+  GOWORK=off go run ./tools/k8sschema -out "$crd_schemas" \
+    -crd "$bases/postgresql.cnpg.io_clusters.yaml" -crd "$bases/postgresql.cnpg.io_poolers.yaml"
+  echo "$want_crd_stamp" >"$crd_stamp"
 fi
 
 step "ops/ copies in the chart"
@@ -100,12 +125,94 @@ helm template rickmorty "$chart" --namespace rickmorty --kube-version "$K8S_VERS
   --show-only templates/reingest-job.yaml >"$out/reingest-job.yaml"
 echo "ok: reingest-job"
 
-step "kubeconform -strict (Kubernetes $K8S_VERSION)"
-kubeconform -strict -summary -output text \
-  -kubernetes-version "$k8s" \
-  -schema-location "$schemas/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
-  -schema-location "$root/tools/k8sschema/crds/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
-  "$out"/*.yaml
+step "kubeconform -strict (Kubernetes $K8S_VERSION, CloudNativePG $CNPG_VERSION)"
+conform() {
+  kubeconform -strict -output text \
+    -kubernetes-version "$k8s" \
+    -schema-location "$schemas/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
+    -schema-location "$root/tools/k8sschema/crds/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
+    -schema-location "$crd_schemas/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
+    "$@"
+}
+conform -summary "$out"/*.yaml
+for kind in Cluster Pooler; do
+  grep -q "^kind: $kind\$" "$out/cloudnativepg-values.yaml" ||
+    { echo "the cloudnativepg-values rendering has no $kind to validate" >&2; exit 1; }
+done
+
+# The CRD schemas must reject what the API server would: each case below is
+# the valid Cluster/Pooler with one mistake, and must fail (while the valid
+# pair passes, so the failures come from the mistakes).
+neg="$scratch/crd-cases"
+mkdir -p "$neg"
+valid() {
+  cat <<YAML
+apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata:
+  name: db
+spec:
+  instances: 3
+  storage:
+    size: 1Gi
+  managed:
+    roles:
+      - name: reader
+        login: true
+        connectionLimit: 10
+        passwordSecret:
+          name: db-reader
+---
+apiVersion: postgresql.cnpg.io/v1
+kind: Pooler
+metadata:
+  name: db-pooler-ro
+spec:
+  cluster:
+    name: db
+  type: ro
+  instances: 2
+  pgbouncer:
+    poolMode: transaction
+    parameters:
+      max_client_conn: "100"
+  template:
+    spec:
+      containers:
+        - name: pgbouncer
+          resources:
+            limits:
+              memory: 128Mi
+YAML
+}
+valid >"$neg/valid.yaml"
+conform "$neg/valid.yaml" >"$neg/valid.out" 2>&1 || { cat "$neg/valid.out" >&2; echo "the valid Cluster and Pooler were rejected" >&2; exit 1; }
+bad_cases=(
+  "unknown field spec.instancez|s/^  instances: 3$/  instances: 3\n  instancez: 3/|at '/spec': additional properties 'instancez' not allowed"
+  "instances below the minimum|s/^  instances: 3$/  instances: 0/|at '/spec/instances': minimum"
+  "instances of the wrong type|s/^  instances: 3$/  instances: three/|at '/spec/instances': got string, want integer"
+  "unknown field in a managed role|s/^        login: true$/        logon: true/|additional properties 'logon' not allowed"
+  "pool mode outside the enum|s/^    poolMode: transaction$/    poolMode: statement/|at '/spec/pgbouncer/poolMode'"
+  "pooler type outside the enum|s/^  type: ro$/  type: replica/|at '/spec/type'"
+  "pgbouncer parameter not a string|s/^      max_client_conn: \"100\"$/      max_client_conn: 100/|at '/spec/pgbouncer/parameters/max_client_conn': got number, want string"
+  "container without a name in the pooler template|s/^        - name: pgbouncer$/        - image: pgbouncer/|missing property 'name'"
+  "required pgbouncer missing|/^  pgbouncer:$/,/^      max_client_conn/d|missing property 'pgbouncer'"
+)
+for c in "${bad_cases[@]}"; do
+  IFS='|' read -r what edit expect <<<"$c"
+  valid | sed "$edit" >"$neg/bad.yaml"
+  if conform "$neg/bad.yaml" >"$neg/bad.out" 2>&1; then
+    cat "$neg/bad.out" >&2
+    echo "kubeconform accepted a manifest with $what" >&2
+    exit 1
+  fi
+  if ! grep -qF "$expect" "$neg/bad.out"; then
+    cat "$neg/bad.out" >&2
+    echo "kubeconform rejected the manifest with $what, but not with \"$expect\"" >&2
+    exit 1
+  fi
+  echo "ok: rejects $what ($expect)"
+done
 
 step "Go chart tests (pkg/charttest)"
 go test -count=1 ./pkg/charttest/

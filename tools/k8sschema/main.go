@@ -13,9 +13,14 @@
 // the spec marks it x-kubernetes-preserve-unknown-fields), IntOrString
 // accepts a string or an integer and Quantity a string or a number.
 //
+// With -crd instead of -swagger it converts CustomResourceDefinitions (the
+// openAPIV3Schema of each served version) the same way, one file per kind
+// and version directly in <out> (see crd.go).
+//
 // Usage:
 //
 //	go run ./tools/k8sschema -swagger .../api/openapi-spec/swagger.json -out .cache/k8s-schemas -version v1.37.2
+//	go run ./tools/k8sschema -crd .../postgresql.cnpg.io_clusters.yaml -crd .../postgresql.cnpg.io_poolers.yaml -out .cache/crd-schemas
 package main
 
 import (
@@ -32,9 +37,24 @@ const refPrefix = "#/definitions/"
 
 func main() {
 	swagger := flag.String("swagger", "", "path to the Kubernetes swagger.json (OpenAPI v2)")
-	out := flag.String("out", "", "output directory (the <version>-standalone-strict folder is created in it)")
+	out := flag.String("out", "", "output directory (the <version>-standalone-strict folder is created in it; with -crd the files themselves)")
 	version := flag.String("version", "", "Kubernetes version the spec belongs to, like v1.37.2")
+	var crds stringList
+	flag.Var(&crds, "crd", "a CustomResourceDefinition YAML file to convert instead of -swagger (repeatable)")
 	flag.Parse()
+	if len(crds) > 0 {
+		if *swagger != "" || *version != "" || *out == "" {
+			flag.Usage()
+			os.Exit(2)
+		}
+		written, err := runCRDs(crds, *out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "k8sschema:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("k8sschema: wrote %s\n", strings.Join(written, ", "))
+		return
+	}
 	if *swagger == "" || *out == "" || *version == "" {
 		flag.Usage()
 		os.Exit(2)
@@ -46,6 +66,12 @@ func main() {
 	}
 	fmt.Printf("k8sschema: wrote %d schemas for Kubernetes %s\n", n, *version)
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 type gvk struct {
 	Group   string `json:"group"`

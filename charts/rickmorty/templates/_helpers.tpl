@@ -130,6 +130,23 @@ the operator creates otherwise.
       key: {{ index $s 1 | quote }}
 {{- end -}}
 
+{{/*
+env entry DATABASE_READ_URL of the API: the key database.api.readSecretKey
+of the API's Secret, optional, so that without that key the variable is
+unset and the API reads from DATABASE_URL. The umbrella writes the key into
+<base>-database for database.api.readUrl and for the CloudNativePG Pooler;
+an existing Secret may carry it. dict: ctx
+*/}}
+{{- define "rickmorty.databaseReadEnv" -}}
+{{- $s := splitList "\n" (include "rickmorty.databaseSecret" (dict "ctx" .ctx "role" "api")) -}}
+- name: DATABASE_READ_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ index $s 0 | quote }}
+      key: {{ .ctx.Values.global.database.api.readSecretKey | quote }}
+      optional: true
+{{- end -}}
+
 {{/* OTEL_* env of a component. dict: ctx, component */}}
 {{- define "rickmorty.otelEnv" -}}
 {{- $o := .ctx.Values.global.otel -}}
@@ -446,14 +463,27 @@ spec:
 {{- end -}}
 
 {{/*
-"true" when the ingester's database is the dev Postgres: postgres.enabled
-and no URL or existing Secret configured for the ingester. Umbrella root.
+"true" when the ingester's database is part of the release, so that it
+does not exist yet when pre-install hooks run: the dev Postgres
+(postgres.enabled, unless a URL or existing Secret is configured for the
+ingester) or the CloudNativePG Cluster (cloudnativepg.enabled). Umbrella
+root.
 */}}
-{{- define "rickmorty.ingesterOnDevPostgres" -}}
+{{- define "rickmorty.databaseInRelease" -}}
 {{- $db := .Values.global.database -}}
-{{- if and .Values.postgres.enabled (not (or $db.existingSecret $db.ingester.existingSecret $db.ingester.url)) -}}
+{{- if or .Values.cloudnativepg.enabled (and .Values.postgres.enabled (not (or $db.existingSecret $db.ingester.existingSecret $db.ingester.url))) -}}
 true
 {{- end -}}
+{{- end -}}
+
+{{/* Name of the CloudNativePG Cluster: cloudnativepg.cluster.name, else <base>-db. Umbrella root. */}}
+{{- define "rickmorty.cnpg.clusterName" -}}
+{{- .Values.cloudnativepg.cluster.name | default (include "rickmorty.componentName" (dict "ctx" . "component" "db")) -}}
+{{- end -}}
+
+{{/* Name of the CloudNativePG Pooler (and its Service): cloudnativepg.pooler.name, else <cluster>-pooler-<type>. Umbrella root. */}}
+{{- define "rickmorty.cnpg.poolerName" -}}
+{{- .Values.cloudnativepg.pooler.name | default (printf "%s-pooler-%s" (include "rickmorty.cnpg.clusterName" .) .Values.cloudnativepg.pooler.type | trunc 63 | trimSuffix "-") -}}
 {{- end -}}
 
 {{/* Resources and securityContext of the test containers. Umbrella root. */}}
