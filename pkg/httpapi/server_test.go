@@ -470,7 +470,7 @@ func TestETagAndConditionalGet(t *testing.T) {
 	}
 	before := e.get("/characters/1").header.Get("ETag")
 	v := apitest.IngestSilently(t, e.dbURL, apitest.Change{}) // new version, same rows
-	e.srv.OnNotify(strconv.FormatInt(v, 10))                 // what the listener does on NOTIFY
+	e.srv.OnNotify(strconv.FormatInt(v, 10))                  // what the listener does on NOTIFY
 	after := e.get("/characters/1")
 	if after.header.Get("ETag") == before {
 		t.Error("ETag did not change with the data version")
