@@ -343,6 +343,7 @@ type health struct {
 	DBOK              bool     `json:"db_ok"`
 	CharacterCount    *int     `json:"character_count"`
 	DataVersion       *int64   `json:"data_version"`
+	LastRefreshAt     *string  `json:"last_refresh_at"`
 	LastRefreshAge    *float64 `json:"last_refresh_age"`
 	ListenerConnected bool     `json:"listener_connected"`
 	Problems          []string `json:"problems"`

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,9 @@ const (
 	envDBStartCmd      = "E2E_DB_START_CMD"
 	envNameOrder       = "E2E_NAME_ORDER" // "codepoint" (default) or "db"
 	envReadyTimeout    = "E2E_READY_TIMEOUT"
+	// Optional: the replicas (a subset of E2E_API_URLS) whose reads go to
+	// a DATABASE_READ_URL (a standby or a pooler).
+	envReplicaReadAPIs = "E2E_REPLICA_READ_API_URLS"
 )
 
 // propagationDeadline is how soon after an ingest commits every replica must
@@ -33,6 +37,7 @@ const propagationDeadline = 2 * time.Second
 // system is the deployment under test.
 type system struct {
 	apis            []string // base URLs without a trailing slash
+	replicaReadAPIs []string // those of apis that read through DATABASE_READ_URL
 	ingesterMetrics string
 	fake            string // root URL, no trailing slash
 	ingestCmd       string
@@ -101,6 +106,21 @@ func loadSystem(getenv func(string) string) (*system, error) {
 	}
 	if len(s.apis) == 0 && strings.TrimSpace(apis) == "" {
 		errs = append(errs, fmt.Errorf("%s (or %s) is not set", envAPIURLs, envBaseURL))
+	}
+
+	for item := range strings.SplitSeq(getenv(envReplicaReadAPIs), ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		u, err := checkURL(item)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", envReplicaReadAPIs, err))
+		case !slices.Contains(s.apis, u):
+			errs = append(errs, fmt.Errorf("%s: %s is not one of %s", envReplicaReadAPIs, u, envAPIURLs))
+		default:
+			s.replicaReadAPIs = append(s.replicaReadAPIs, u)
+		}
 	}
 
 	if v := getenv(envIngesterMetrics); strings.TrimSpace(v) == "" {

@@ -6,6 +6,9 @@
 #     port), which the suite may stop, start and restart;
 #   - the fake upstream, the ingester (serve, scheduled hourly so that only
 #     the suite's ingests matter) and two API replicas with a long cache TTL;
+#   - PgBouncer in transaction pooling mode in front of that cluster, through
+#     which replica 2 makes its reads (DATABASE_READ_URL); its LISTEN stays
+#     on DATABASE_URL, the cluster itself;
 #   - go test ./e2e/... with E2E_* describing all of that.
 #
 # Exits with the suite's status. Logs go to a temporary directory, printed
@@ -14,8 +17,9 @@
 # With --serve it starts the same system, prints the E2E_* variables to run
 # the suite by hand (go test ./e2e/...) and waits for Ctrl-C.
 # INGEST_SCHEDULE overrides the ingester's schedule (default @every 1h).
-# Needs Go and PostgreSQL's server binaries (installed through
-# scripts/ensure-postgres.sh when missing); no Docker, no curl.
+# Needs Go, PostgreSQL's server binaries and PgBouncer (installed through
+# scripts/ensure-postgres.sh and scripts/ensure-pgbouncer.sh when missing);
+# no Docker, no curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -194,6 +198,33 @@ cat >"$WORK/db-restart.sh" <<SH
 exec $PG_CTL -m fast restart
 SH
 
+# ------------------------------------------------------------- pgbouncer
+scripts/ensure-pgbouncer.sh || die "PgBouncer is missing and could not be installed"
+PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+BOUNCER_DIR=$WORK/pgbouncer
+mkdir -p "$BOUNCER_DIR"
+BOUNCER_PORT=$(free_port)
+cat >"$BOUNCER_DIR/pgbouncer.ini" <<INI
+[databases]
+rickmorty_e2e = host=127.0.0.1 port=$PGPORT dbname=rickmorty_e2e
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $BOUNCER_DIR/users.txt
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 200
+server_reset_query =
+; the suite restarts the database: log in again soon after it is back
+server_login_retry = 1
+pidfile =
+INI
+echo '"postgres" ""' >"$BOUNCER_DIR/users.txt"
+chown -R "$PG_USER" "$BOUNCER_DIR"
+READ_URL="postgres://postgres@127.0.0.1:$BOUNCER_PORT/rickmorty_e2e?sslmode=disable"
+
 # ----------------------------------------------------------- the system
 start() { # NAME CMD...: background, output to $LOGS/NAME.log
   local name=$1
@@ -202,6 +233,9 @@ start() { # NAME CMD...: background, output to $LOGS/NAME.log
   PIDS+=($!)
   eval "PID_$name=$!"
 }
+
+say "starting PgBouncer (transaction pooling) on 127.0.0.1:$BOUNCER_PORT"
+start pgbouncer $AS_PG "$PGBOUNCER" "$BOUNCER_DIR/pgbouncer.ini"
 
 say "starting the fake upstream"
 FAKE_ADDR=127.0.0.1:0 bin/fakeupstream >"$WORK/fake.url" 2>>"$LOGS/fake.log" &
@@ -234,8 +268,15 @@ start ingester env "${INGEST_ENV[@]}" INGEST_SCHEDULE="${INGEST_SCHEDULE:-@every
 API_URLS=""
 for i in 1 2; do
   port=$(free_port)
-  say "starting API replica $i on 127.0.0.1:$port"
-  start "api$i" env DATABASE_URL="$DATABASE_URL" HTTP_ADDR="127.0.0.1:$port" \
+  read_env=()
+  if [ "$i" = 2 ]; then
+    read_env=(DATABASE_READ_URL="$READ_URL")
+    say "starting API replica $i on 127.0.0.1:$port (reads through PgBouncer)"
+    export E2E_REPLICA_READ_API_URLS="http://127.0.0.1:$port"
+  else
+    say "starting API replica $i on 127.0.0.1:$port"
+  fi
+  start "api$i" env DATABASE_URL="$DATABASE_URL" "${read_env[@]}" HTTP_ADDR="127.0.0.1:$port" \
     CACHE_TTL=1h SHUTDOWN_DRAIN_DELAY=0s SHUTDOWN_TIMEOUT=5s RATE_LIMIT_RPS=0 bin/api
   API_URLS+="${API_URLS:+,}http://127.0.0.1:$port"
   eval "API_HP_$i=127.0.0.1:$port"
@@ -246,6 +287,8 @@ ready() { # NAME PID HOST:PORT PATH
   http_ok "$3" "$4"
 }
 wait_until 30 "the fake upstream answering" ready fake "$PID_fake" "$FAKE_HP" /_fake/stats
+bouncer_up() { alive pgbouncer "$PID_pgbouncer" && ! port_free "$BOUNCER_PORT"; }
+wait_until 15 "PgBouncer listening" bouncer_up
 wait_until 30 "API replica 1 ready" ready api1 "$PID_api1" "$API_HP_1" /readyz
 wait_until 30 "API replica 2 ready" ready api2 "$PID_api2" "$API_HP_2" /readyz
 wait_until 30 "the ingester ready" ready ingester "$PID_ingester" "127.0.0.1:$INGESTER_PORT" /readyz

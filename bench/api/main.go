@@ -13,6 +13,10 @@
 //	api distinct -base http://127.0.0.1:18180 -n 100000 -c 16 -pid PID
 //	    sends n requests with distinct query strings and reports the API
 //	    process's resident memory (VmRSS) before and after.
+//	api converge -urls http://127.0.0.1:1,http://127.0.0.1:2 -path /characters -- CMD ARGS...
+//	    polls every pod's ETag for path (every -interval) while it runs
+//	    CMD (an ingest), and reports when each pod first answered with a
+//	    new ETag, from the command's start and from its return (bench/scaling.sh).
 package main
 
 import (
@@ -22,6 +26,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -37,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: api ceiling|floor|pgbench-sql|distinct [flags]")
+		fmt.Fprintln(os.Stderr, "usage: api ceiling|floor|pgbench-sql|distinct|converge [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -50,6 +55,8 @@ func main() {
 		err = floor(os.Args[2:])
 	case "distinct":
 		distinct(os.Args[2:])
+	case "converge":
+		err = converge(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -194,4 +201,105 @@ func floor(args []string) error {
 	})
 	fmt.Println("floor listening on", *addr)
 	return http.ListenAndServe(*addr, h) //nolint:gosec // benchmark helper on loopback
+}
+
+// converge runs an ingest command while polling each pod's ETag for one
+// path, and prints when each pod first served a different ETag. Polling
+// starts before the command, so a pod that had already switched when the
+// command returned shows a negative time after return. Pods that still
+// serve the old ETag -wait after the command are reported unchanged (what
+// an ingest that changes nothing should give).
+func converge(args []string) error {
+	fs := flag.NewFlagSet("converge", flag.ExitOnError)
+	urls := fs.String("urls", "", "comma-separated API base URLs")
+	path := fs.String("path", "/characters", "path whose ETag is polled")
+	interval := fs.Duration("interval", 2*time.Millisecond, "poll interval per pod")
+	wait := fs.Duration("wait", 3*time.Second, "how long after the command returns to wait for every pod")
+	fs.Parse(args) //nolint:errcheck // ExitOnError
+	if *urls == "" || fs.NArg() == 0 {
+		return fmt.Errorf("converge: want -urls and a command after --")
+	}
+	bases := strings.Split(*urls, ",")
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+	etagOf := func(base string) (string, error) {
+		resp, err := client.Get(base + *path) //nolint:noctx // bounded by the client timeout
+		if err != nil {
+			return "", err
+		}
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck // draining
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("%s%s: status %d", base, *path, resp.StatusCode)
+		}
+		return resp.Header.Get("ETag"), nil
+	}
+	old := make([]string, len(bases))
+	for i, b := range bases {
+		e, err := etagOf(b)
+		if err != nil {
+			return err
+		}
+		old[i] = e
+	}
+	type seen struct {
+		at   time.Time
+		etag string
+	}
+	got := make([]seen, len(bases))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, b := range bases {
+		wg.Go(func() {
+			t := time.NewTicker(*interval)
+			defer t.Stop()
+			for {
+				if e, err := etagOf(b); err == nil && e != old[i] {
+					got[i] = seen{time.Now(), e}
+					return
+				}
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+		})
+	}
+	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...) //nolint:gosec // the benchmark's own ingest command
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	start := time.Now()
+	runErr := cmd.Run()
+	end := time.Now()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(*wait):
+	}
+	close(stop)
+	<-done
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
+	changed, maxStart, maxEnd := 0, time.Duration(0), time.Duration(-1<<62)
+	newTag := ""
+	for i := range bases {
+		if got[i].at.IsZero() {
+			fmt.Printf("pod %d %s: unchanged %s\n", i+1, bases[i], old[i])
+			continue
+		}
+		changed++
+		newTag = got[i].etag
+		fromStart, fromEnd := got[i].at.Sub(start), got[i].at.Sub(end)
+		maxStart, maxEnd = max(maxStart, fromStart), max(maxEnd, fromEnd)
+		fmt.Printf("pod %d %s: %s -> %s at +%s ms from ingest start, %s ms from its return\n",
+			i+1, bases[i], old[i], got[i].etag, ms(fromStart), ms(fromEnd))
+	}
+	if changed == 0 {
+		maxEnd = 0
+	}
+	fmt.Printf("converge ingest_ms=%s changed=%d/%d old=%s new=%s max_from_start_ms=%s max_from_return_ms=%s\n",
+		ms(end.Sub(start)), changed, len(bases), old[0], newTag, ms(maxStart), ms(maxEnd))
+	if runErr != nil {
+		return fmt.Errorf("converge: %s: %w", fs.Arg(0), runErr)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -267,8 +268,16 @@ pidfile =
 		t.Fatalf("pgtest: start pgbouncer: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = b.cmd.Process.Kill()
-		_ = b.cmd.Wait()
+		// SIGTERM: runuser passes it on to pgbouncer; SIGKILL would orphan it.
+		_ = b.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = b.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = b.cmd.Process.Kill()
+			<-done
+		}
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {

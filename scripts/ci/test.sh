@@ -6,7 +6,8 @@
 #   scripts/ci/test.sh [go test flags]
 #
 # Postgres: TEST_DATABASE_URL (CI: the service container), else found or
-# started by scripts/ensure-postgres.sh. The chart tests (pkg/charttest) need
+# started by scripts/ensure-postgres.sh; the topology tests (pkg/pgtest) also
+# need PgBouncer and the server binaries (scripts/ensure-pgbouncer.sh). The chart tests (pkg/charttest) need
 # the pinned helm, installed here. Writes .cache/coverage.out, prints the
 # per-package and total coverage, and appends them to the GitHub job summary
 # when GITHUB_STEP_SUMMARY is set.
@@ -17,6 +18,8 @@ mkdir -p .cache
 [ -f .cache/.gitignore ] || printf '*\n' >.cache/.gitignore
 
 tools/install.sh helm >/dev/null
+# The read-path tests start a primary, a hot standby and PgBouncer of their own.
+scripts/ensure-pgbouncer.sh
 export HELM="$root/bin/helm"
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   TEST_DATABASE_URL="$(scripts/ensure-postgres.sh)"
