@@ -172,6 +172,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "RATE_LIMIT_RPS": "-1"}, "RATE_LIMIT_RPS"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "HTTP_ADDR": "8080"}, "HTTP_ADDR"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"DATABASE_URL": "postgres://x/y", "DATABASE_READ_URL": "mysql://x/y"}, "DATABASE_READ_URL"},
+		{map[string]string{"DATABASE_URL": "postgres://x/y", "DATABASE_READ_URL": "host=x port=notaport"}, "DATABASE_READ_URL"},
 	} {
 		err := run(context.Background(), func(k string) string { return tc.env[k] }, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -193,6 +195,18 @@ func TestLoadConfigDefaultsAndProxies(t *testing.T) {
 	}
 	if got, want := fmt.Sprint(cfg.TrustedProxies), "[10.0.0.0/8 192.0.2.1/32]"; got != want {
 		t.Errorf("proxies = %s, want %s", got, want)
+	}
+	if cfg.DatabaseReadURL != "" {
+		t.Errorf("DATABASE_READ_URL defaults to %q, want unset", cfg.DatabaseReadURL)
+	}
+	cfg, err = loadConfig(func(k string) string {
+		return map[string]string{"DATABASE_URL": "postgres://u@h/db", "DATABASE_READ_URL": "postgres://u:pw@replica:6432/db"}[k]
+	})
+	if err != nil || cfg.DatabaseReadURL != "postgres://u:pw@replica:6432/db" {
+		t.Errorf("DATABASE_READ_URL = %q, %v", cfg.DatabaseReadURL, err)
+	}
+	if logged := fmt.Sprint(cfg.LogValue()); strings.Contains(logged, "pw@") {
+		t.Errorf("the read URL's password is logged: %s", logged)
 	}
 }
 
