@@ -16,7 +16,8 @@
 //	api converge -urls http://127.0.0.1:1,http://127.0.0.1:2 -path /characters -- CMD ARGS...
 //	    polls every pod's ETag for path (every -interval) while it runs
 //	    CMD (an ingest), and reports when each pod first answered with a
-//	    new ETag, from the command's start and from its return (bench/scaling.sh).
+//	    new ETag, from the command's start and from its return, and the
+//	    wall-clock time the last pod switched (bench/scaling.sh).
 package main
 
 import (
@@ -296,8 +297,14 @@ func converge(args []string) error {
 	if changed == 0 {
 		maxEnd = 0
 	}
-	fmt.Printf("converge ingest_ms=%s changed=%d/%d old=%s new=%s max_from_start_ms=%s max_from_return_ms=%s\n",
-		ms(end.Sub(start)), changed, len(bases), old[0], newTag, ms(maxStart), ms(maxEnd))
+	// Wall-clock microseconds, for comparing with the database's commit
+	// timestamp (same host clock).
+	lastUnixUS := int64(0)
+	if changed > 0 {
+		lastUnixUS = start.Add(maxStart).UnixMicro()
+	}
+	fmt.Printf("converge ingest_ms=%s changed=%d/%d old=%s new=%s max_from_start_ms=%s max_from_return_ms=%s last_switch_unix_us=%d\n",
+		ms(end.Sub(start)), changed, len(bases), old[0], newTag, ms(maxStart), ms(maxEnd), lastUnixUS)
 	if runErr != nil {
 		return fmt.Errorf("converge: %s: %w", fs.Arg(0), runErr)
 	}
