@@ -127,21 +127,23 @@ func (s *Server) handleGet() echo.HandlerFunc {
 		defer cancel()
 		e, err := s.cache.Get(ctx, key, func(ctx context.Context) (*entry, error) {
 			var (
-				ch      character.Character
-				version int64
-				getErr  error
+				ch       character.Character
+				version  int64
+				notFound bool
 			)
 			err := s.readCurrent(ctx, func(ctx context.Context) (int64, error) {
-				ch, version, getErr = s.store.Get(ctx, id)
-				if character.ErrorCode(getErr) == character.ENOTFOUND {
-					return version, nil // an absent id is an answer at version too
+				var err error
+				ch, version, err = s.store.Get(ctx, id)
+				notFound = character.ErrorCode(err) == character.ENOTFOUND
+				if notFound {
+					return version, nil // an absent id is an answer at a version too
 				}
-				return version, getErr
+				return version, err
 			})
 			switch {
 			case err != nil:
 				return nil, err
-			case getErr != nil:
+			case notFound:
 				return &entry{version: version, notFound: true, id: id}, nil
 			}
 			return &entry{version: version, etag: etag(version), body: appendCharacter(make([]byte, 0, 400), ch)}, nil

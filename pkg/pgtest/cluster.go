@@ -173,7 +173,7 @@ max_connections = 100
 `, c.port, c.dir))
 	}
 	if err := c.tryPgctl("-w", "-t", "60", "-l", filepath.Join(c.dir, "postgres.log"), "start"); err != nil {
-		log, _ := os.ReadFile(filepath.Join(c.dir, "postgres.log")) //nolint:gosec // the test's own log
+		log, _ := os.ReadFile(filepath.Join(c.dir, "postgres.log"))
 		c.t.Fatalf("pgtest: start postgres: %v\n%s", err, tail(string(log), 20))
 	}
 	c.t.Cleanup(func() { _ = c.tryPgctl("-m", "immediate", "stop") })
@@ -199,7 +199,7 @@ func (c *Cluster) run(tool string, args ...string) {
 
 func (c *Cluster) command(tool string, args ...string) *exec.Cmd {
 	argv := append(append(append([]string{}, c.asUser...), filepath.Join(c.bin, tool)), args...)
-	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec // the test's own tools with the test's own arguments
+	cmd := exec.CommandContext(context.Background(), argv[0], argv[1:]...)
 	cmd.Dir = c.dir
 	return cmd
 }
@@ -212,8 +212,11 @@ func (c *Cluster) appendFile(name, s string) {
 	if err != nil {
 		c.t.Fatalf("pgtest: %v", err)
 	}
-	defer f.Close()
-	if _, err := f.WriteString(s); err != nil {
+	_, err = f.WriteString(s)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		c.t.Fatalf("pgtest: %v", err)
 	}
 }
@@ -258,12 +261,12 @@ logfile = %[4]s/pgbouncer.log
 pidfile =
 `, topologyDB, target.port, b.port, dir, poolSize)
 	for name, body := range map[string]string{"pgbouncer.ini": ini, "users.txt": `"postgres" ""` + "\n"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil { //nolint:gosec // read by the pgbouncer user
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatalf("pgtest: %v", err)
 		}
 	}
 	argv := append(append([]string{}, asUser...), path, filepath.Join(dir, "pgbouncer.ini"))
-	b.cmd = exec.Command(argv[0], argv[1:]...) //nolint:gosec // the test's own pgbouncer and config
+	b.cmd = exec.CommandContext(context.Background(), argv[0], argv[1:]...)
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("pgtest: start pgbouncer: %v", err)
 	}
@@ -281,7 +284,8 @@ pidfile =
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", b.port), time.Second)
+		d := net.Dialer{Timeout: time.Second}
+		conn, err := d.DialContext(context.Background(), "tcp", fmt.Sprintf("127.0.0.1:%d", b.port))
 		if err == nil {
 			conn.Close()
 			break

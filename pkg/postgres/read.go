@@ -48,8 +48,8 @@ func WithReplica(pool *pgxpool.Pool) StoreOption {
 // WithMinVersion gives the store the lowest data version a List or Get may
 // answer with: the highest this process has already served (monotonic
 // reads). A replica answer below it is read again on the primary.
-func WithMinVersion(min func() int64) StoreOption {
-	return func(s *Store) { s.minVersion = min }
+func WithMinVersion(floor func() int64) StoreOption {
+	return func(s *Store) { s.minVersion = floor }
 }
 
 // NewStore returns a Store over the primary pool and registers its metrics
@@ -111,12 +111,12 @@ type querier interface {
 // heard of), and returned as it is if still below (the database went back:
 // a restore or a failover to an older copy), for the caller to follow.
 func (s *Store) read(ctx context.Context, fn func(context.Context, querier) (int64, error)) error {
-	min := s.minVersion()
+	floor := s.minVersion()
 	if r := s.replica; r != nil {
 		if r.usable() {
 			v, err := fn(ctx, r.pool)
 			switch {
-			case err == nil && v >= min:
+			case err == nil && v >= floor:
 				r.succeeded()
 				s.reads.WithLabelValues(targetReplica).Inc()
 				return nil
@@ -134,7 +134,7 @@ func (s *Store) read(ctx context.Context, fn func(context.Context, querier) (int
 		}
 	}
 	v, err := fn(ctx, s.pool)
-	if err == nil && v < min {
+	if err == nil && v < floor {
 		_, err = fn(ctx, s.pool)
 	}
 	if err == nil {
