@@ -6,6 +6,7 @@ import (
 
 	"github.com/rickmorty/rickmorty/pkg/config"
 	"github.com/rickmorty/rickmorty/pkg/ingest"
+	"github.com/rickmorty/rickmorty/pkg/upstream"
 )
 
 // Config is every setting of the ingester, read from the environment.
@@ -21,6 +22,7 @@ type Config struct {
 	RetryWaitMax   time.Duration
 	MaxRetryAfter  time.Duration
 	Concurrency    int
+	MaxPages       int
 	MaxDeleteRatio float64
 	RunTimeout     time.Duration
 	DBMaxConns     int
@@ -40,6 +42,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		RetryWaitMax:   r.Duration("UPSTREAM_RETRY_WAIT_MAX", 30*time.Second, time.Millisecond, 10*time.Minute),
 		MaxRetryAfter:  r.Duration("UPSTREAM_MAX_RETRY_AFTER", 60*time.Second, 0, 30*time.Minute),
 		Concurrency:    r.Int("UPSTREAM_CONCURRENCY", 4, 1, 64),
+		MaxPages:       r.Int("UPSTREAM_MAX_PAGES", upstream.DefaultMaxPages, 1, 1_000_000),
 		MaxDeleteRatio: r.Float("INGEST_MAX_DELETE_RATIO", 0.5, 0, 1),
 		RunTimeout:     r.Duration("INGEST_TIMEOUT", 10*time.Minute, time.Second, 24*time.Hour),
 		DBMaxConns:     r.Int("DB_MAX_CONNS", 4, 2, 100),
@@ -65,6 +68,7 @@ func (c Config) logAttrs() []any {
 		"upstream_retry_wait_max", c.RetryWaitMax.String(),
 		"upstream_max_retry_after", c.MaxRetryAfter.String(),
 		"upstream_concurrency", c.Concurrency,
+		"upstream_max_pages", c.MaxPages,
 		"max_delete_ratio", c.MaxDeleteRatio,
 		"run_timeout", c.RunTimeout.String(),
 		"db_max_conns", c.DBMaxConns,

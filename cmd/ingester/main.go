@@ -165,6 +165,7 @@ func newRunner(cfg Config, pool *pgxpool.Pool, tp trace.TracerProvider, log *slo
 		RetryWaitMax:   cfg.RetryWaitMax,
 		MaxRetryAfter:  cfg.MaxRetryAfter,
 		Concurrency:    cfg.Concurrency,
+		MaxPages:       cfg.MaxPages,
 		UserAgent:      "rickmorty-ingester/" + telemetry.Version,
 		TracerProvider: tp,
 	}, log, um)

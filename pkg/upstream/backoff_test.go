@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -20,6 +21,12 @@ func TestParseRetryAfter(t *testing.T) {
 		{"soon", 0, false},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
 		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
+		// Too many seconds for a Duration: the longest wait, never a
+		// negative one (which retried at once).
+		{"9300000000", time.Duration(math.MaxInt64), true},
+		{"99999999999999999999999", time.Duration(math.MaxInt64), true},
+		{"9223372036", 9223372036 * time.Second, true},
+		{"+5", 0, false},
 	}
 	for _, tt := range tests {
 		got, ok := parseRetryAfter(tt.in, now)
@@ -43,6 +50,11 @@ func TestBackoffHonoursAndCapsRetryAfter(t *testing.T) {
 	}
 	if got, want := b(time.Millisecond, time.Second, 0, resp(503, "3600")), 5*time.Second; got != want { //nolint:bodyclose // a bare Response without a Body, built for the test
 		t.Errorf("503 Retry-After 3600 -> %s, want the cap %s", got, want)
+	}
+	for _, huge := range []string{"9300000000", "18446744073709551616"} {
+		if got, want := b(time.Millisecond, time.Second, 0, resp(429, huge)), 5*time.Second; got != want { //nolint:bodyclose // a bare Response without a Body, built for the test
+			t.Errorf("429 Retry-After %s -> %s, want the cap %s", huge, got, want)
+		}
 	}
 	// Without Retry-After, and for other statuses, exponential jitter applies.
 	for attempt := range 8 {

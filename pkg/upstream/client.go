@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -31,12 +32,19 @@ type Config struct {
 	MaxRetryAfter time.Duration // the longest Retry-After honoured; longer ones are capped
 	Concurrency   int           // pages fetched at once after page 1
 	MaxPageBytes  int64         // a page body larger than this is refused
-	UserAgent     string
+	// MaxPages bounds what the crawler believes of info.pages: a page 1
+	// claiming more fails the crawl before anything is allocated for them.
+	MaxPages  int
+	UserAgent string
 	// TracerProvider, when set, gets a client span for every HTTP attempt
 	// (retries included) and W3C trace context is sent upstream. Nil: no
 	// tracing.
 	TracerProvider trace.TracerProvider
 }
+
+// DefaultMaxPages is MaxPages when unset: 100,000 characters, some 120
+// times what the upstream holds, and a bounded allocation.
+const DefaultMaxPages = 5000
 
 // Result is one complete, validated crawl.
 type Result struct {
@@ -52,6 +60,8 @@ var (
 	ErrChanged = errors.New("upstream changed during the crawl")
 	// ErrInvalid means a page's content broke the upstream's contract.
 	ErrInvalid = errors.New("invalid upstream page")
+	// ErrTooLarge means the upstream claims more pages than MaxPages.
+	ErrTooLarge = errors.New("upstream claims more pages than allowed")
 )
 
 // Client crawls the upstream with retries, backoff and bounded concurrency.
@@ -69,6 +79,9 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics) *Client {
 	}
 	if cfg.MaxPageBytes <= 0 {
 		cfg.MaxPageBytes = 4 << 20
+	}
+	if cfg.MaxPages <= 0 {
+		cfg.MaxPages = DefaultMaxPages
 	}
 	if metrics == nil {
 		metrics = NewMetrics(nil)
@@ -128,7 +141,7 @@ func (c *Client) crawlOnce(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	info := first.Info
-	if info.Count < 0 || info.Pages != (info.Count+PageSize-1)/PageSize {
+	if info.Count < 0 || info.Pages != pagesFor(info.Count) {
 		return Result{}, fmt.Errorf("%w: page 1 says count %d but pages %d", ErrInvalid, info.Count, info.Pages)
 	}
 	pages := make([]Page, info.Pages)
@@ -251,6 +264,11 @@ func (c *Client) getPage(ctx context.Context, url string, n int) (Page, error) {
 	if err := json.Unmarshal(body, &p); err != nil {
 		return Page{}, fmt.Errorf("%w: page %d: malformed JSON: %v", ErrInvalid, n, err) //nolint:errorlint // only the class (ErrInvalid) is wrapped
 	}
+	if p.Info.Pages > c.cfg.MaxPages || pagesFor(p.Info.Count) > c.cfg.MaxPages {
+		// Believed, it would size the crawl's allocations.
+		return Page{}, fmt.Errorf("%w: page %d says %d pages (count %d), the limit is %d (UPSTREAM_MAX_PAGES)",
+			ErrTooLarge, n, p.Info.Pages, p.Info.Count, c.cfg.MaxPages)
+	}
 	if err := validatePage(p, n); err != nil {
 		return Page{}, fmt.Errorf("%w: page %d: %v", ErrInvalid, n, err) //nolint:errorlint // only the class (ErrInvalid) is wrapped
 	}
@@ -267,7 +285,7 @@ func isNothingHere(body []byte) bool {
 // validatePage checks page n against its own info (a short page is
 // truncated, and worth fetching again) and the fields the ingest relies on.
 func validatePage(p Page, n int) error {
-	if p.Info.Pages < 1 || p.Info.Count < 1 || p.Info.Pages != (p.Info.Count+PageSize-1)/PageSize {
+	if p.Info.Pages < 1 || p.Info.Count < 1 || p.Info.Pages != pagesFor(p.Info.Count) {
 		return fmt.Errorf("info has count %d and pages %d", p.Info.Count, p.Info.Pages)
 	}
 	if p.Results == nil {
@@ -294,6 +312,14 @@ func validatePage(p Page, n int) error {
 		}
 	}
 	return nil
+}
+
+// pagesFor is ceil(count / PageSize), without overflowing for a huge count.
+func pagesFor(count int) int {
+	if count < 0 {
+		return -1
+	}
+	return count/PageSize + min(count%PageSize, 1)
 }
 
 // CreatedTime parses the character's creation timestamp.
@@ -327,14 +353,17 @@ func jittered(lo, hi time.Duration, attempt int) time.Duration {
 	return lo + rand.N(ceiling-lo+1) //nolint:gosec // G404: backoff jitter, not a secret
 }
 
-// parseRetryAfter reads delay-seconds or an HTTP-date.
+// parseRetryAfter reads delay-seconds or an HTTP-date. A number of seconds
+// too large for a time.Duration saturates at the longest one (the caller
+// caps it), rather than wrapping round to a negative wait.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if s, err := strconv.Atoi(v); err == nil {
-		if s < 0 {
-			return 0, false
+	if isDigits(v) {
+		s, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || s > int64(math.MaxInt64/time.Second) {
+			return time.Duration(math.MaxInt64), true
 		}
 		return time.Duration(s) * time.Second, true
 	}
@@ -343,6 +372,15 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return max(t.Sub(now), 0), true
+}
+
+func isDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
