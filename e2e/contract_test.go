@@ -33,6 +33,8 @@ func TestErrorContract(t *testing.T) {
 		{"/characters?sort=name&order=sideways&page=2", 422, "order"},
 		{"/characters?page=1&page=2", 422, "page"},
 		{"/characters/abc", 422, "id"},
+		{"/characters/+1", 422, "id"},
+		{"/characters?page=+1", 422, "page"},
 		{"/characters/2147483000", 404, ""},
 		{"/nope", 404, ""},
 		{"/characters/1/episodes", 404, ""},

@@ -144,18 +144,24 @@ func ParseListQuery(v url.Values) (ListQuery, error) {
 }
 
 // parseInt accepts plain decimal digits only: no sign, no spaces, no
-// exponent. Values too large for an int are refused.
+// exponent (leading zeros are fine). Values too large for an int are
+// refused. ParseID follows the same rule.
 func parseInt(s string) (int, bool) {
-	if len(s) == 0 {
+	if !isDigits(s) {
 		return 0, false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, false
-		}
 	}
 	n, err := strconv.Atoi(s)
 	return n, err == nil
+}
+
+// isDigits reports whether s is one or more ASCII decimal digits.
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // MaxID is the largest id the schema can hold (an integer column).
@@ -165,15 +171,12 @@ const MaxID = math.MaxInt32
 // decimal integer is invalid; an integer that no character can have (zero,
 // negative, beyond the column's range) is simply not found.
 func ParseID(s string) (int, error) {
+	if !isDigits(s) {
+		return 0, Invalid("id", "path parameter \"id\" must be a decimal integer (digits only)")
+	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	var ne *strconv.NumError
-	switch {
-	case errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange):
+	if err != nil || n < 1 || n > MaxID {
 		return 0, Errorf(ENOTFOUND, "character %s not found", s)
-	case err != nil:
-		return 0, Invalid("id", "path parameter \"id\" must be an integer")
-	case n < 1 || n > MaxID:
-		return 0, Errorf(ENOTFOUND, "character %d not found", n)
 	}
 	return int(n), nil
 }

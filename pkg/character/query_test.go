@@ -132,7 +132,11 @@ func TestParseID(t *testing.T) {
 		{"1", 1, ""},
 		{"0042", 42, ""},
 		{"0", 0, character.ENOTFOUND},
-		{"-3", 0, character.ENOTFOUND},
+		// One rule for integers, as for page and page_size: digits only.
+		{"-3", 0, character.EINVALID},
+		{"+1", 0, character.EINVALID},
+		{" 1", 0, character.EINVALID},
+		{"1e3", 0, character.EINVALID},
 		{"2147483648", 0, character.ENOTFOUND},
 		{"99999999999999999999999", 0, character.ENOTFOUND},
 		{"abc", 0, character.EINVALID},

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,9 +59,14 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 	tag := e.get("/characters").header.Get("ETag")
 
 	clients := 0
+	var checkMethod func(method, path string, header map[string]string, wantStatus int)
 	check := func(path string, header map[string]string, wantStatus int) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, e.base+path, nil)
+		checkMethod(http.MethodGet, path, header, wantStatus)
+	}
+	checkMethod = func(method, path string, header map[string]string, wantStatus int) {
+		t.Helper()
+		req, _ := http.NewRequest(method, e.base+path, nil)
 		clients++ // a fresh client per check, so only the last one is limited
 		req.Header.Set("X-Forwarded-For", fmt.Sprintf("192.0.2.%d", clients))
 		for k, v := range header {
@@ -77,7 +83,16 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 		}
 		route, params, err := router.FindRoute(req)
 		if err != nil {
-			t.Fatalf("%s: not in the document: %v", path, err)
+			t.Fatalf("%s %s: not in the document: %v", method, path, err)
+		}
+		// What the server accepted, a schema-driven client must be allowed
+		// to send (empty parameters included).
+		if wantStatus < 400 {
+			reqIn := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+			if err := openapi3filter.ValidateRequest(context.Background(), reqIn); err != nil {
+				t.Errorf("%s %s: the document forbids a request the server answers %d: %v", method, path, wantStatus, err)
+			}
 		}
 		in := &openapi3filter.ResponseValidationInput{
 			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
@@ -87,7 +102,12 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 			Options:                &openapi3filter.Options{IncludeResponseStatus: true},
 		}
 		if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-			t.Errorf("%s %d does not match the document: %v", path, resp.StatusCode, err)
+			t.Errorf("%s %s %d does not match the document: %v", method, path, resp.StatusCode, err)
+		}
+		if wantStatus == http.StatusMethodNotAllowed || method == http.MethodOptions {
+			if got, want := resp.Header.Get("Allow"), "OPTIONS, GET, HEAD"; got != want {
+				t.Errorf("%s %s: Allow = %q, want %q", method, path, got, want)
+			}
 		}
 	}
 
@@ -100,6 +120,16 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 	check("/characters/3", map[string]string{"If-None-Match": tag}, 304)
 	check("/characters/999", nil, 404)
 	check("/characters/abc", nil, 422)
+	check("/characters/+1", nil, 422)
+	check("/characters?sort=&order=&page=&page_size=", nil, 200)
+	checkMethod(http.MethodHead, "/characters?page=2", nil, 200)
+	checkMethod(http.MethodHead, "/characters/3", nil, 200)
+	checkMethod(http.MethodHead, "/characters/999", nil, 404)
+	checkMethod(http.MethodOptions, "/characters", nil, 204)
+	checkMethod(http.MethodOptions, "/characters/3", nil, 204)
+	checkMethod(http.MethodPost, "/characters", nil, 405)
+	checkMethod(http.MethodDelete, "/characters/3", nil, 405)
+	checkMethod(http.MethodPut, "/healthz", nil, 405)
 	check("/healthz", nil, 200)
 	check("/readyz", nil, 200)
 	check("/healthcheck", nil, 200)
@@ -118,4 +148,31 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 		e.do(http.MethodGet, "/characters", limited)
 	}
 	check("/characters", limited, 429)
+}
+
+// TestUnknownRoutesAnswerTheDocumentedProblem: no document can list the
+// paths that do not exist, so the answer is checked against the schema of
+// the document's NoRoute response.
+func TestUnknownRoutesAnswerTheDocumentedProblem(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	doc, _ := loadSpec(t, e)
+	noRoute := doc.Components.Responses["NoRoute"]
+	if noRoute == nil || noRoute.Value.Content.Get("application/problem+json") == nil {
+		t.Fatal("the document has no NoRoute problem response")
+	}
+	schema := noRoute.Value.Content.Get("application/problem+json").Schema.Value
+	for _, path := range []string{"/nope", "/characters/1/episodes", "/api/character"} {
+		r := e.get(path)
+		if r.status != http.StatusNotFound || r.header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("%s: %d %s", path, r.status, r.header.Get("Content-Type"))
+		}
+		var body any
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.VisitJSON(body); err != nil {
+			t.Errorf("%s: the 404 body does not match the document: %v", path, err)
+		}
+	}
 }

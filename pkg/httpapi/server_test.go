@@ -413,8 +413,17 @@ func TestGetCharacter(t *testing.T) {
 	if c["id"] != float64(2) || c["origin"] != "Earth (C-137)" || c["location"] != "Citadel of Ricks" {
 		t.Errorf("character = %v", c)
 	}
-	for _, path := range []string{"/characters/4", "/characters/0", "/characters/-5", "/characters/99999999999999999999"} {
+	for _, path := range []string{"/characters/4", "/characters/0", "/characters/99999999999999999999"} {
 		decodeProblem(t, e.get(path), http.StatusNotFound)
+	}
+	// One rule for integers, as for page: decimal digits only.
+	for _, path := range []string{"/characters/-5", "/characters/+1", "/characters/%201", "/characters/1e0"} {
+		if p := decodeProblem(t, e.get(path), http.StatusUnprocessableEntity); p.Param != "id" {
+			t.Errorf("%s: problem names %q, want id", path, p.Param)
+		}
+	}
+	if r := e.get("/characters/02"); r.status != http.StatusOK {
+		t.Errorf("/characters/02 = %d, want 200 like page=02", r.status)
 	}
 	// A cached 404 costs no second query.
 	before := e.store.gets.Load()
