@@ -93,7 +93,14 @@ if [ -n "${admin:-}" ]; then
       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rickmorty_api') THEN
         CREATE ROLE rickmorty_api LOGIN PASSWORD 'rickmorty_api';
       END IF; END \$\$" >/dev/null
-  psql "$DATABASE_URL" -Xq -v api_role=rickmorty_api -v dbname="$DB_NAME" -f db/grants/api_readonly.sql >/dev/null
+  # The parts of db/grants/; the last one (closing functions to PUBLIC)
+  # needs a superuser, which the local server's postgres user is.
+  grants=(api_readonly api_role)
+  [ "$(psql "$DATABASE_URL" -XAtqc 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user')" = t ] && grants+=(functions)
+  for f in "${grants[@]}"; do
+    psql "$DATABASE_URL" -Xq -v api_role=rickmorty_api -v dbname="$DB_NAME" \
+      -v ingester_role="$(psql "$DATABASE_URL" -XAtqc 'SELECT current_user')" -f "db/grants/$f.sql" >/dev/null
+  done
   API_DATABASE_URL=$(echo "$DATABASE_URL" | sed -E 's#^([a-z]+://)[^@/]*@#\1rickmorty_api:rickmorty_api@#')
   say "the API connects as the read-only role rickmorty_api"
 fi

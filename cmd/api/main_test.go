@@ -388,14 +388,12 @@ func TestWorksWithASelectOnlyRole(t *testing.T) {
 		owner.Exec(ctx, "DROP OWNED BY "+pgx.Identifier{role}.Sanitize())       //nolint:errcheck // best effort
 		admin.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize()) //nolint:errcheck // best effort
 	})
-	// The documented grants script, with its psql variables filled in.
-	script, err := os.ReadFile("../../db/grants/api_readonly.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range psqlStatements(string(script), map[string]string{"api_role": role, "dbname": dbName}) {
-		if _, err := owner.Exec(ctx, stmt); err != nil {
-			t.Fatalf("grants script: %s: %v", stmt, err)
+	// The documented grants scripts, each as the role its header names
+	// (here the database's owner is a superuser, which may do all three).
+	vars := map[string]string{"api_role": role, "dbname": dbName, "ingester_role": "postgres"}
+	for _, file := range []string{"api_readonly.sql", "api_role.sql"} {
+		if err := pgtest.ApplyPSQL(t, dbURL, "../../db/grants/"+file, vars); err != nil {
+			t.Fatalf("%s: %v", file, err)
 		}
 	}
 
@@ -434,31 +432,6 @@ func TestWorksWithASelectOnlyRole(t *testing.T) {
 			t.Errorf("%s: err = %v, want permission denied", stmt, err)
 		}
 	}
-}
-
-// psqlStatements splits a psql script into statements, dropping
-// meta-commands and comments and substituting :"var" and :'var'.
-func psqlStatements(script string, vars map[string]string) []string {
-	var lines []string
-	for _, line := range strings.Split(script, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, `\`) || strings.HasPrefix(trimmed, "--") {
-			continue
-		}
-		lines = append(lines, line)
-	}
-	text := strings.Join(lines, "\n")
-	for k, v := range vars {
-		text = strings.ReplaceAll(text, `:"`+k+`"`, pgx.Identifier{v}.Sanitize())
-		text = strings.ReplaceAll(text, `:'`+k+`'`, "'"+strings.ReplaceAll(v, "'", "''")+"'")
-	}
-	var out []string
-	for stmt := range strings.SplitSeq(text, ";") {
-		if s := strings.TrimSpace(stmt); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func mustParse(t *testing.T, s string) *url.URL {

@@ -139,7 +139,7 @@ func once(ctx context.Context, cfg Config, tp trace.TracerProvider, log *slog.Lo
 	sum, err := runner.Run(ctx, force)
 	switch {
 	case errors.Is(err, ingest.ErrLocked):
-		fmt.Fprintln(stderr, "ingest skipped: another ingest holds the lock; nothing was written")
+		fmt.Fprintf(stderr, "ingest skipped: %v; nothing was written\n", err)
 		return exitLocked
 	case err != nil:
 		fmt.Fprintf(stderr, "ingest failed: %v\n", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -37,6 +38,9 @@ type Runner struct {
 	metrics *Metrics
 	tracer  trace.Tracer
 	opts    Options
+	// lockedSince is when runs began finding the lock taken (unix
+	// seconds; 0 while runs take it).
+	lockedSince atomic.Int64
 }
 
 // Options tune a Runner.
@@ -86,15 +90,16 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 	}
 	lock, err := r.store.TryLock(ctx)
 	if errors.Is(err, postgres.ErrLocked) {
-		r.metrics.Runs.WithLabelValues("locked").Inc()
-		span.SetAttributes(attribute.String("ingest.result", "locked"))
-		r.log.InfoContext(ctx, "ingest skipped: another ingest holds the lock")
-		return Summary{}, ErrLocked
+		r.lockedOut(ctx, span, err)
+		return Summary{}, err
 	}
 	if err != nil {
 		return Summary{}, r.failBeforeStart(ctx, span, start, err)
 	}
 	defer lock.Release()
+	r.lockedSince.Store(0)
+	r.metrics.LockedSince.Set(0)
+	r.metrics.LockHolder.Reset()
 
 	run := postgres.Run{}
 	run.ID, err = lock.StartRun(ctx)
@@ -133,6 +138,28 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 		"inserted", run.Inserted, "updated", run.Updated, "deleted", run.Deleted, "stored", run.Stored,
 		"data_version", run.DataVersion, "duration_seconds", sum.Duration.Seconds())
 	return sum, nil
+}
+
+// lockedOut records a run that found the ingest lock taken: by whom, and
+// since when runs keep finding it so (a session squatting the lock shows
+// as a long "since", which the RickmortyIngestLockedOut alert watches).
+func (r *Runner) lockedOut(ctx context.Context, span trace.Span, err error) {
+	r.metrics.Runs.WithLabelValues("locked").Inc()
+	span.SetAttributes(attribute.String("ingest.result", "locked"))
+	r.lockedSince.CompareAndSwap(0, time.Now().Unix())
+	since := r.lockedSince.Load()
+	r.metrics.LockedSince.Set(float64(since))
+	attrs := []any{"locked_out_since", time.Unix(since, 0).UTC().Format(time.RFC3339)}
+	var le *postgres.LockedError
+	if errors.As(err, &le) {
+		h := le.Holder
+		r.metrics.LockHolder.Reset()
+		r.metrics.LockHolder.WithLabelValues(h.Role, h.ApplicationName).Set(1)
+		attrs = append(attrs, "holder_pid", h.PID, "holder_role", h.Role, "holder_application", h.ApplicationName,
+			"holder_client", h.ClientAddr, "holder_session_start", h.SessionStart.UTC().Format(time.RFC3339),
+			"holder_state", h.State, "holder_state_since", h.StateChange.UTC().Format(time.RFC3339))
+	}
+	r.log.InfoContext(ctx, "ingest skipped: another session holds the ingest lock", attrs...)
 }
 
 func (r *Runner) crawlAndSync(ctx context.Context, lock *postgres.Lock, run postgres.Run, force bool) (postgres.Run, error) {

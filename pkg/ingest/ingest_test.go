@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rickmorty/rickmorty/pkg/character"
 	"github.com/rickmorty/rickmorty/pkg/ingest"
@@ -335,6 +336,91 @@ func TestUnchangedIngestKeepsTheVersionAndSendsNoNotify(t *testing.T) {
 	if got, want := n.Payload, "2"; got != want {
 		t.Errorf("payload = %q, want %q", got, want)
 	}
+}
+
+func TestASquattedLockNamesItsHolder(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	client := upstream.New(upstream.Config{BaseURL: e.url, Timeout: 5 * time.Second, Concurrency: 4,
+		RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond}, quietLog(), nil)
+	runner := ingest.NewRunner(client, postgres.NewIngests(e.pool), quietLog(), ingest.NewMetrics(reg), ingest.Options{MaxDeleteRatio: 0.5})
+
+	cfg, err := pgx.ParseConfig(e.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["application_name"] = "squatter"
+	squatter, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squatter.Close(context.Background())
+	var got bool
+	// The ingest lock key, "rmingest" as an int8.
+	if err := squatter.QueryRow(context.Background(), "SELECT pg_try_advisory_lock(8245362415687267188)").Scan(&got); err != nil || !got {
+		t.Fatalf("squat the ingest lock: %v %v", got, err)
+	}
+
+	_, err = runner.Run(context.Background(), false)
+	var le *postgres.LockedError
+	if !errors.As(err, &le) || !errors.Is(err, ingest.ErrLocked) {
+		t.Fatalf("Run = %v, want a LockedError", err)
+	}
+	if le.Holder.ApplicationName != "squatter" || le.Holder.PID == 0 || le.Holder.SessionStart.IsZero() {
+		t.Errorf("holder = %+v, want the squatting session", le.Holder)
+	}
+	if !strings.Contains(err.Error(), `application "squatter"`) {
+		t.Errorf("error %q does not name the holder", err)
+	}
+	if got := gaugeValue(t, reg, "rickmorty_ingest_lock_holder_info", "squatter"); got != 1 {
+		t.Errorf("lock_holder_info{application_name=squatter} = %v, want 1", got)
+	}
+	since := gaugeValue(t, reg, "rickmorty_ingest_locked_out_since_timestamp_seconds", "")
+	if since < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("locked_out_since = %v, want about now", since)
+	}
+	if _, err := runner.Run(context.Background(), false); !errors.Is(err, ingest.ErrLocked) {
+		t.Fatal(err)
+	}
+	if got := gaugeValue(t, reg, "rickmorty_ingest_locked_out_since_timestamp_seconds", ""); got != since {
+		t.Errorf("a second locked run moved locked_out_since from %v to %v", since, got)
+	}
+
+	if _, err := squatter.Exec(context.Background(), "SELECT pg_advisory_unlock_all()"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runner.Run(context.Background(), false); err != nil {
+		t.Fatalf("Run after the squatter let go: %v", err)
+	}
+	if got := gaugeValue(t, reg, "rickmorty_ingest_locked_out_since_timestamp_seconds", ""); got != 0 {
+		t.Errorf("locked_out_since after a run took the lock = %v, want 0", got)
+	}
+}
+
+// gaugeValue reads a gauge from reg: the series whose label values include
+// label (any series when label is empty), or -1 when there is none.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label == "" {
+				return m.GetGauge().GetValue()
+			}
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == label {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }
 
 func TestPersistent5xxFailsAndLeavesTheTableAsItWas(t *testing.T) {

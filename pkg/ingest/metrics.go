@@ -15,6 +15,10 @@ type Metrics struct {
 	Stored      prometheus.Gauge
 	LastSuccess prometheus.Gauge
 	DataVersion prometheus.Gauge
+	// LockedSince is when runs began finding the lock taken (0: the last
+	// run took it); LockHolder names who holds it meanwhile.
+	LockedSince prometheus.Gauge
+	LockHolder  *prometheus.GaugeVec
 }
 
 // NewMetrics creates the ingest metrics and registers them on reg (when not nil).
@@ -45,6 +49,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "rickmorty", Subsystem: "ingest", Name: "data_version",
 			Help: "Data version committed by the last successful ingest of this process.",
 		}),
+		LockedSince: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "rickmorty", Subsystem: "ingest", Name: "locked_out_since_timestamp_seconds",
+			Help: "Unix time since which every run found the ingest lock held by another session; 0 once a run takes it.",
+		}),
+		LockHolder: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "rickmorty", Subsystem: "ingest", Name: "lock_holder_info",
+			Help: "1 for the session that held the ingest lock when the last run found it taken (role, application_name); none once a run takes it.",
+		}, []string{"role", "application_name"}),
 	}
 	for _, r := range []string{"success", "failed", "locked"} {
 		m.Runs.WithLabelValues(r)
@@ -56,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.Rows.WithLabelValues(op)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Runs, m.Duration, m.Rows, m.Stored, m.LastSuccess, m.DataVersion)
+		reg.MustRegister(m.Runs, m.Duration, m.Rows, m.Stored, m.LastSuccess, m.DataVersion, m.LockedSince, m.LockHolder)
 	}
 	return m
 }

@@ -48,10 +48,70 @@ func (s *Ingests) TryLock(ctx context.Context) (*Lock, error) {
 		return nil, fmt.Errorf("take ingest lock: %w", err)
 	}
 	if !ok {
+		holder, herr := lockHolder(ctx, conn)
 		conn.Release()
-		return nil, ErrLocked
+		if herr != nil {
+			return nil, fmt.Errorf("%w; its holder could not be read: %v", ErrLocked, herr) //nolint:errorlint // only ErrLocked is the class
+		}
+		return nil, &LockedError{Holder: holder}
 	}
 	return &Lock{conn: conn}, nil
+}
+
+// LockHolder is the session that holds the ingest lock, as pg_stat_activity
+// shows it.
+type LockHolder struct {
+	PID             int
+	Role            string
+	ApplicationName string
+	ClientAddr      string    // empty for a Unix socket
+	SessionStart    time.Time // when that session connected
+	StateChange     time.Time // its last change of state: idle since, when idle
+	State           string
+}
+
+// LockedError is ErrLocked with the lock's holder, so a squatted lock can be
+// told from a concurrent ingest.
+type LockedError struct{ Holder LockHolder }
+
+func (e *LockedError) Error() string {
+	h := e.Holder
+	return fmt.Sprintf("%s: by pid %d (role %q, application %q, client %q, session since %s, %s since %s)",
+		ErrLocked, h.PID, h.Role, h.ApplicationName, h.ClientAddr, h.SessionStart.UTC().Format(time.RFC3339),
+		h.State, h.StateChange.UTC().Format(time.RFC3339))
+}
+
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+// lockHolder reads who holds the ingest lock. An advisory lock on one bigint
+// key shows in pg_locks as classid (high 32 bits), objid (low 32 bits) and
+// objsubid 1. Reading pg_stat_activity needs no privilege for the role,
+// pid, application and timestamps.
+func lockHolder(ctx context.Context, conn *pgxpool.Conn) (LockHolder, error) {
+	var h LockHolder
+	var addr *string
+	var stateChange *time.Time
+	var state *string
+	err := conn.QueryRow(ctx, `
+		SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''), host(a.client_addr),
+		       a.backend_start, a.state_change, a.state
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND l.classid = ($1::bigint >> 32)::oid AND l.objid = ($1::bigint & 4294967295)::oid AND l.objsubid = 1
+		LIMIT 1`, ingestLockKey).Scan(&h.PID, &h.Role, &h.ApplicationName, &addr, &h.SessionStart, &stateChange, &state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return h, errors.New("released meanwhile")
+	}
+	if addr != nil {
+		h.ClientAddr = *addr
+	}
+	if stateChange != nil {
+		h.StateChange = *stateChange
+	}
+	if state != nil {
+		h.State = *state
+	}
+	return h, err
 }
 
 // Release gives the lock back. If the unlock cannot be confirmed the session
