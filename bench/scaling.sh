@@ -27,7 +27,8 @@
 # Needs Go, wrk, curl, PostgreSQL 15+ server binaries with pg_stat_statements,
 # and pgbouncer for the PgBouncer parts. Only 127.0.0.1 is used.
 # docs/scaling.md records runs and the capacity model built on them.
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "bench/scaling.sh: line $LINENO: $BASH_COMMAND failed" >&2' ERR
 cd "$(dirname "$0")/.."
 
 PODS=${PODS:-4}
@@ -48,6 +49,7 @@ die() { say "$*"; exit 1; }
 for tool in wrk curl; do
 	command -v $tool >/dev/null || die "$tool is required (apt-get install wrk curl)"
 done
+[ "$DURATION" -ge $((INGEST_AT + 3)) ] || die "DURATION ($DURATION s) must leave the ingest at +${INGEST_AT}s time to run under traffic"
 [ $((CONC % PODS)) = 0 ] || die "CONC ($CONC) must be a multiple of PODS ($PODS): one wrk thread per pod"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rickmorty-scaling.XXXXXX")
@@ -71,7 +73,8 @@ cleanup() {
 	if [ -n "$PG_CTL_STOP" ]; then $PG_CTL_STOP >/dev/null 2>&1 || true; fi
 	if [ "$rc" != 0 ]; then
 		local f
-		for f in "$WORK"/logs/*.log; do
+		for f in "$WORK"/logs/*.log "$WORK/pg/postgres.log" "$WORK/pgbouncer/pgbouncer.log"; do
+			case $f in */initdb.log | */pgbouncer.out.log) continue ;; esac
 			[ -s "$f" ] || continue
 			printf '\n== %s (last 15 lines)\n' "${f##*/}" >&2
 			tail -n 15 "$f" >&2
@@ -137,7 +140,7 @@ chown "$PG_USER" "$PGDIR"
 chmod 700 "$PGDIR"
 say "throwaway PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') cluster"
 $AS_PG "$PGBIN/initdb" -D "$PGDIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$LOGS/initdb.log" 2>&1 ||
-	die "initdb failed"
+	die "initdb failed: $(tail -n 5 "$LOGS/initdb.log")"
 PGPORT=$(free_port)
 cat >>"$PGDIR/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
@@ -150,10 +153,12 @@ synchronous_commit = off
 full_page_writes = off
 shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = top
+track_commit_timestamp = on
 CONF
-PG_CTL="$AS_PG $PGBIN/pg_ctl -D $PGDIR/data -l $LOGS/postgres.log -w -t 60"
+PG_CTL="$AS_PG $PGBIN/pg_ctl -D $PGDIR/data -l $PGDIR/postgres.log -w -t 60"
 PG_CTL_STOP="$PG_CTL -m immediate stop"
 $PG_CTL start >"$LOGS/pg_ctl.log" 2>&1 || die "postgres did not start"
+PG_PID=$(head -n 1 "$PGDIR/data/postmaster.pid")
 
 ADMIN_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres?sslmode=disable"
 DB_URL="postgres://postgres@127.0.0.1:$PGPORT/rickmorty?sslmode=disable"
@@ -164,7 +169,9 @@ API_DB_URL="postgres://$API_ROLE@127.0.0.1:$PGPORT/rickmorty?sslmode=disable"
 psql_db() { "$PGBIN/psql" -XAtq -v ON_ERROR_STOP=1 "$DB_URL" "$@"; }
 "$PGBIN/psql" -XAtq "$ADMIN_URL" -c "CREATE DATABASE rickmorty" -c "CREATE ROLE $API_ROLE LOGIN"
 DATABASE_URL=$DB_URL "$BIN/ingester" migrate >"$LOGS/migrate.log" 2>&1 || die "migrate failed"
-psql_db -v api_role=$API_ROLE -v dbname=rickmorty -f db/grants/api_readonly.sql >/dev/null
+# What db/grants gives the API role: SELECT on its four tables, read-only sessions.
+psql_db -c "GRANT SELECT ON characters, data_version, ingest_runs, schema_migrations TO $API_ROLE" \
+	-c "ALTER ROLE $API_ROLE SET default_transaction_read_only = on" >/dev/null
 psql_db -c "CREATE EXTENSION pg_stat_statements" >/dev/null
 
 # ------------------------------------------------------ fake + first ingest
@@ -184,6 +191,7 @@ say "ingested $ROWS characters (data version $(psql_db -c "SELECT version FROM d
 
 # ------------------------------------------------------------- pgbouncer
 PGB_URL=""
+PGB_PID=""
 start_pgbouncer() {
 	local dir=$WORK/pgbouncer port
 	mkdir -p "$dir"
@@ -210,6 +218,8 @@ INI
 	PIDS+=($!)
 	wait_until 15 "pgbouncer listening" port_busy "$port"
 	PGB_URL="postgres://$API_ROLE@127.0.0.1:$port/rickmorty?sslmode=disable"
+	wait_until 5 "pgbouncer's pid file" test -s "$dir/pgbouncer.pid"
+	PGB_PID=$(cat "$dir/pgbouncer.pid")
 	"$PGBIN/psql" -XAtq "$PGB_URL" -c "SELECT 1" >/dev/null || die "no query through pgbouncer"
 }
 port_busy() { ! port_free "$1"; }
@@ -298,13 +308,21 @@ run_wrk() { # SECONDS OUTFILE
 	wrk -t"$PODS" -c"$CONC" -d"$1s" -s "$WORK/hot.lua" "http://127.0.0.1:${POD_PORTS[0]}/" >"$2" 2>&1
 }
 
+# cpu_ticks PID...: utime+stime, in clock ticks, of these processes and of
+# their children (a postmaster's backends).
+cpu_ticks() { # (cat, unlike awk, goes on past processes that exit meanwhile)
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v want=" $* " '{pid = $1; sub(/^.*\) /, "")
+		if (index(want, " " pid " ") || index(want, " " $2 " ")) t += $12 + $13} END {print t + 0}'
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
 # Per pod, one line: pod hits misses invalidations list get data_version
-# reads_primary reads_replica fallbacks cache_version.
+# reads_primary reads_replica fallbacks cpu_ticks cache_version.
 scrape() { # OUTFILE
 	local i
 	: >"$1"
 	for i in "${!POD_PORTS[@]}"; do
-		curl -fs "http://127.0.0.1:${POD_PORTS[$i]}/metrics" | awk -v pod=$((i + 1)) '
+		curl -fsS -m 10 "http://127.0.0.1:${POD_PORTS[$i]}/metrics" | awk -v pod=$((i + 1)) -v cpu="$(cpu_ticks "${POD_PIDS[$i]}")" '
 			/^rickmorty_cache_hits_total / {h = $2}
 			/^rickmorty_cache_misses_total / {m = $2}
 			/^rickmorty_cache_invalidations_total / {inv = $2}
@@ -315,7 +333,7 @@ scrape() { # OUTFILE
 			/^rickmorty_db_reads_total\{target="replica"\}/ {rr = $2}
 			/^rickmorty_db_replica_fallbacks_total\{/ {fb += $2}
 			/^rickmorty_cache_data_version / {v = $2}
-			END {printf "%d %d %d %d %d %d %d %d %d %d %d\n", pod, h, m, inv, ql, qg, qd, rp, rr, fb, v}' >>"$1"
+			END {printf "%d %d %d %d %d %d %d %d %d %d %d %d\n", pod, h, m, inv, ql, qg, qd, rp, rr, fb, cpu, v}' >>"$1"
 	done
 }
 delta() { # BEFORE AFTER: per pod, counters after minus before, version after
@@ -340,7 +358,8 @@ DETAILS=$WORK/details.txt
 CHANGES=0
 
 phase() { # SCENARIO REP unchanged|change
-	local scenario=$1 rep=$2 kind=$3 tag=$1-$2-$3
+	local scenario=$1 rep=$2 kind=$3 tag=$1-$2-$3 load
+	load=$(cut -d' ' -f1 /proc/loadavg)
 	scrape "$WORK/before"
 	pgss_reset
 	run_wrk "$DURATION" "$WORK/wrk-$tag.txt" &
@@ -357,32 +376,44 @@ phase() { # SCENARIO REP unchanged|change
 	wait "$WRK_PID" || die "wrk failed (phase $tag): $(cat "$WORK/wrk-$tag.txt")"
 	WRK_PID=""
 	scrape "$WORK/after"
-	local d p rps conv dbv
+	local d p rps conv dbv commit
 	d=$(delta "$WORK/before" "$WORK/after")
 	p=$(pgss)
 	rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' "$WORK/wrk-$tag.txt")
 	conv=$(grep '^converge ' "$WORK/conv-$tag.txt")
 	dbv=$(psql_db -c "SELECT version FROM data_version")
+	# When the transaction that wrote the current version committed
+	# (track_commit_timestamp), in Unix microseconds.
+	commit=$(psql_db -c "SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000)::bigint FROM data_version")
 	{
 		echo "== $tag: wrk $(awk '/requests in/ {print $1, "requests"} /Non-2xx/ {print "non-2xx:", $NF}' "$WORK/wrk-$tag.txt" | paste -sd' ')"
+		echo "   load average at start: $load"
 		echo "   pgss (API role) list get data_version other: $p"
-		echo "   per pod: pod hits misses invalidations list get data_version reads_primary reads_replica fallbacks version"
+		psql_db -c "SELECT '   other: ' || calls || ' x ' || left(regexp_replace(query, '\s+', ' ', 'g'), 80) FROM pg_stat_statements s
+			JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = '$API_ROLE' AND query NOT LIKE '%CROSS JOIN (SELECT count(*)%'
+			AND query NOT LIKE '%LEFT JOIN characters c ON c.id%' AND query <> 'SELECT version FROM data_version'"
+		echo "   per pod: pod hits misses invalidations list get data_version reads_primary reads_replica fallbacks cpu_ticks version"
 		awk '{print "     " $0}' <<<"$d"
 		sed 's/^/   /' "$WORK/conv-$tag.txt"
-		echo "   database data version: $dbv"
+		echo "   database data version: $dbv, committed at $commit us"
 	} | tee -a "$DETAILS" >&2
-	# One row: scenario rep phase req/s pgss(list get dv) metrics(list get dv)
-	# max-per-pod(list+get) invalidations hit% converge(from start, from return)
-	awk -v scen="$scenario" -v rep="$rep" -v kind="$kind" -v rps="$rps" -v pgss="$p" -v conv="$conv" -v dbv="$dbv" '
-		{h += $2; m += $3; inv += $4; ql += $5; qg += $6; qd += $7; lg = $5 + $6; if (lg > mx) mx = lg; if ($11 != dbv) stale++}
+	# One row: scenario rep phase load req/s pgss(list get dv) metrics(list
+	# get dv) max-per-pod(list+get) invalidations hit% changed ingest
+	# converge(from commit, from return) stale
+	awk -v scen="$scenario" -v rep="$rep" -v kind="$kind" -v rps="$rps" -v pgss="$p" -v conv="$conv" -v dbv="$dbv" \
+		-v commit="$commit" -v ld="$load" -v tick="$TICK_US" '
+		{h += $2; m += $3; inv += $4; ql += $5; qg += $6; qd += $7; cpu += $11; lg = $5 + $6; if (lg > mx) mx = lg; if ($12 != dbv) stale++}
 		END {
 			split(pgss, s, " ")
-			match(conv, /max_from_start_ms=[-0-9.]+/); fs = substr(conv, RSTART + 18, RLENGTH - 18)
 			match(conv, /max_from_return_ms=[-0-9.]+/); fr = substr(conv, RSTART + 19, RLENGTH - 19)
 			match(conv, /changed=[0-9]+\/[0-9]+/); ch = substr(conv, RSTART + 8, RLENGTH - 8)
 			match(conv, /ingest_ms=[0-9.]+/); ig = substr(conv, RSTART + 10, RLENGTH - 10)
-			printf "%-10s %3s %-9s %8s %13s %13s %7d %5d %8.3f%% %9s %7s %8s %8s %5d\n", scen, rep, kind, rps,
-				s[1] "/" s[2] "/" s[3], ql "/" qg "/" qd, mx, inv, h + m > 0 ? 100 * h / (h + m) : 0, ch, ig, fs, fr, stale
+			match(conv, /last_switch_unix_us=[0-9]+/); sw = substr(conv, RSTART + 20, RLENGTH - 20)
+			fc = sw > 0 ? sprintf("%.1f", (sw - commit) / 1000) : "-"
+			if (sw == 0) fr = "-"
+			printf "%-10s %3s %-9s %5s %7s %6.1f %13s %13s %7d %5d %8.3f%% %7s %7s %8s %8s %5d\n", scen, rep, kind, ld, rps,
+				(h + m > 0 ? cpu * tick / (h + m) : 0), s[1] "/" s[2] "/" s[3], ql "/" qg "/" qd, mx, inv,
+				(h + m > 0 ? 100 * h / (h + m) : 0), ch, ig, fc, fr, stale
 		}' <<<"$d" >>"$RESULTS"
 }
 
@@ -426,13 +457,17 @@ if [ "$MODES" = 1 ]; then
 			PODS=$PODS_SAVED
 			url="http://127.0.0.1:${POD_PORTS[0]}/characters"
 			curl -fs -o /dev/null "$url"
+			load=$(cut -d' ' -f1 /proc/loadavg)
+			read -r api0 pg0 pgb0 <<<"$(cpu_ticks "${POD_PIDS[0]}") $(cpu_ticks "$PG_PID") $(cpu_ticks "$PGB_PID")"
 			wrk -t2 -c16 -d"${DURATION}s" --latency "$url" >"$WORK/wrk-mode-$mode-$rep.txt"
+			read -r api1 pg1 pgb1 <<<"$(cpu_ticks "${POD_PIDS[0]}") $(cpu_ticks "$PG_PID") $(cpu_ticks "$PGB_PID")"
 			scrape "$WORK/mode-metrics"
 			stop_pods
 			awk -v mode="$mode" -v rep="$rep" '
 				/^Requests\/sec/ {rps = $2} $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2} /Non-2xx/ {bad = $NF}
 				END {printf "%s %s %.0f %s %s %d\n", mode, rep, rps, p50, p99, bad}' "$WORK/wrk-mode-$mode-$rep.txt" |
-				paste -d' ' - <(awk '{print $8, $9}' "$WORK/mode-metrics") >>"$MODES_OUT"
+				paste -d' ' - <(awk -v ld="$load" -v cpu="$((api1 - api0)) $((pg1 - pg0)) $((pgb1 - pgb0))" \
+					'{print $8, $9, ld, cpu}' "$WORK/mode-metrics") >>"$MODES_OUT"
 			say "  $mode #$rep: $(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk-mode-$mode-$rep.txt") req/s"
 		done
 	done
@@ -442,24 +477,28 @@ fi
 echo
 echo "== scaling: $PODS pods, $HOT_KEYS hot keys ($HOT_LISTS list queries, $HOT_ITEMS items), $ROWS rows,"
 echo "   wrk -t$PODS -c$CONC ${DURATION}s per phase, ingest at +${INGEST_AT}s; $(nproc) cores, loopback, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-10s %3s %-9s %8s %13s %13s %7s %5s %9s %9s %7s %8s %8s %5s\n" scenario rep phase "req/s" "pgss l/g/dv" "pods l/g/dv" \
-	"max/pod" inval "hit" changed "ingest" "conv@st" "conv@ret" stale
+printf "%-10s %3s %-9s %5s %7s %6s %13s %13s %7s %5s %9s %7s %7s %8s %8s %5s\n" scenario rep phase load1 "req/s" "us/req" "pgss l/g/dv" \
+	"pods l/g/dv" "max/pod" inval "hit" changed "ingest" "conv@cmt" "conv@ret" stale
 cat "$RESULTS"
 echo "pgss l/g/dv: the API role's list/get/data_version statements in Postgres (pg_stat_statements), all pods"
 echo "pods l/g/dv: the same from the pods' rickmorty_db_query_duration_seconds_count; max/pod: list+get on the busiest pod"
 echo "  (target after a change: <= $HOT_KEYS hot keys per pod, + the data_version read per pod; after no change: 0/0/0)"
-echo "hit: hits/(hits+misses) over the phase; changed: pods whose ETag changed; ingest: ms the ingest took"
-echo "conv@st / conv@ret: ms from the ingest's start / its return until the last pod served the new ETag (negative: before it returned)"
+echo "us/req: API CPU time (all pods, utime+stime) per /characters request served; load1: load average when the phase"
+echo "  began; hit: hits/(hits+misses) over the phase; changed: pods whose ETag changed"
+echo "ingest: ms \`ingester once\` took; conv@cmt / conv@ret: ms from the ingest's commit / from its return until the"
+echo "  last pod served the new ETag (polled every 2 ms per pod; negative: before the ingest returned)"
 echo "stale: pods whose rickmorty_cache_data_version differs from the database's after the phase (target 0)"
 if [ -s "$MODES_OUT" ]; then
 	echo
 	echo "== query modes: uncached GET /characters (CACHE_TTL=0), one API, DB_MAX_CONNS=16, wrk -t2 -c16 -d${DURATION}s"
-	printf "%-40s %3s %9s %9s %9s %8s %14s\n" mode rep "req/s" p50 p99 "vs (i)" "reads pri/rep"
-	awk '
+	printf "%-40s %3s %5s %7s %8s %9s %7s %14s %18s\n" mode rep load1 "req/s" p50 p99 "vs (i)" "reads pri/rep" "us/req api/pg/pgb"
+	awk -v tick="$TICK_US" '
 		$1 == "statement" {base[$2] = $3}
 		{
 			name = $1 == "statement" ? "(i) primary pool, statement cache" : $1 == "describe" ? "(ii) DATABASE_READ_URL direct, describe" : "(iii) DATABASE_READ_URL via PgBouncer"
-			printf "%-40s %3s %9s %9s %9s %7.0f%% %14s\n", name, $2, $3, $4, $5, 100 * $3 / base[$2], $7 "/" $8
+			n = $7 + $8
+			printf "%-40s %3s %5s %7s %8s %9s %6.0f%% %14s %18s\n", name, $2, $9, $3, $4, $5, 100 * $3 / base[$2], $7 "/" $8,
+				sprintf("%.0f/%.0f/%.0f", $10 * tick / n, $11 * tick / n, $12 * tick / n)
 			if ($6 > 0) printf "   (%d non-2xx responses)\n", $6
 		}' "$MODES_OUT"
 fi
