@@ -117,8 +117,14 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("cancelled (%w) after %s: %w", context.Cause(ctx), sum.Duration.Round(time.Millisecond), err)
 		}
-		if recErr := r.store.FailRun(run, err); recErr != nil {
+		committed, ok, recErr := r.store.FailRun(run, err)
+		switch {
+		case recErr != nil:
 			log.ErrorContext(ctx, "could not record the failed run", "err", recErr)
+		case ok:
+			// The sync committed; only its reply was lost.
+			log.WarnContext(ctx, "the sync committed although its reply was lost; the run is a success", "err", err)
+			return r.succeed(ctx, span, log, start, committed)
 		}
 		r.finish("failed", start)
 		failRun(span, err)
@@ -126,6 +132,12 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 			"pages", run.Pages, "fetched", run.Fetched, "kept", run.Kept, "duration_seconds", sum.Duration.Seconds())
 		return sum, err
 	}
+	return r.succeed(ctx, span, log, start, run)
+}
+
+// succeed reports a committed run.
+func (r *Runner) succeed(ctx context.Context, span trace.Span, log *slog.Logger, start time.Time, run postgres.Run) (Summary, error) {
+	sum := Summary{Run: run, Duration: time.Since(start)}
 	r.finish("success", start)
 	r.metrics.Rows.WithLabelValues("inserted").Add(float64(run.Inserted))
 	r.metrics.Rows.WithLabelValues("updated").Add(float64(run.Updated))
@@ -133,6 +145,7 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 	r.metrics.Stored.Set(float64(run.Stored))
 	r.metrics.LastSuccess.SetToCurrentTime()
 	r.metrics.DataVersion.Set(float64(run.DataVersion))
+	span.SetAttributes(runAttrs(run)...)
 	span.SetAttributes(attribute.String("ingest.result", "success"))
 	log.InfoContext(ctx, "ingest succeeded", "pages", run.Pages, "fetched", run.Fetched, "kept", run.Kept,
 		"inserted", run.Inserted, "updated", run.Updated, "deleted", run.Deleted, "stored", run.Stored,

@@ -338,6 +338,61 @@ func TestUnchangedIngestKeepsTheVersionAndSendsNoNotify(t *testing.T) {
 	}
 }
 
+// TestALostCommitReplyIsReportedAsTheSuccessItWas: the reply to the sync's
+// COMMIT never arrives (the connection drops after Postgres committed, as
+// when SIGTERM or INGEST_TIMEOUT lands at that moment). The data, the run
+// row and the NOTIFY are committed; the run must be reported a success, and
+// its row never overwritten to failed.
+func TestALostCommitReplyIsReportedAsTheSuccessItWas(t *testing.T) {
+	e := newEnv(t)
+	proxy, viaProxy := pgtest.NewProxy(t, e.dbURL)
+	pool, err := pgxpool.New(context.Background(), viaProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	reg := prometheus.NewRegistry()
+	client := upstream.New(upstream.Config{BaseURL: e.url, Timeout: 5 * time.Second, Concurrency: 4,
+		RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond}, quietLog(), nil)
+	runner := ingest.NewRunner(client, postgres.NewIngests(pool), quietLog(), ingest.NewMetrics(reg), ingest.Options{MaxDeleteRatio: 0.5})
+	conn := listen(t, e.dbURL)
+
+	proxy.LoseReplyContaining([]byte("COMMIT\x00"))
+	sum, err := runner.Run(context.Background(), false)
+	if err != nil {
+		t.Fatalf("Run = %v, want the success that was committed", err)
+	}
+	want := len(wantIDs(t, e.fake.Characters()))
+	if sum.Inserted != want || sum.DataVersion != 1 || sum.Stored != want {
+		t.Errorf("summary = %s, want %d inserted and stored at version 1", sum, want)
+	}
+	if got := lastRun(t, e.pool); got.Result != "success" || got.Inserted != want || got.Error != nil {
+		t.Errorf("run row = %+v, want the committed success", got)
+	}
+	if got := len(storedIDs(t, e.pool)); got != want {
+		t.Errorf("stored %d rows, want %d", got, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.WaitForNotification(ctx); err != nil {
+		t.Errorf("no notification of the committed sync: %v", err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "rickmorty_ingest_runs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if l := m.GetLabel()[0].GetValue(); (l == "success") != (m.GetCounter().GetValue() == 1) {
+				t.Errorf("runs_total{result=%q} = %v", l, m.GetCounter().GetValue())
+			}
+		}
+	}
+}
+
 func TestASquattedLockNamesItsHolder(t *testing.T) {
 	e := newEnv(t)
 	reg := prometheus.NewRegistry()

@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -18,6 +19,9 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	down  bool
+	// cut, when set, hangs up a connection instead of passing on the
+	// server's answer that contains it (once).
+	cut []byte
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
@@ -50,6 +54,16 @@ func (p *Proxy) Down() {
 	for c := range p.conns {
 		c.Close()
 	}
+}
+
+// LoseReplyContaining makes the proxy hang up, once, the connection whose
+// server answer contains marker, without passing that answer on: what the
+// server did is done, the client never hears of it. LoseReplyContaining(
+// []byte("COMMIT\x00")) loses the reply to a COMMIT that took effect.
+func (p *Proxy) LoseReplyContaining(marker []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = marker
 }
 
 // Up accepts connections again.
@@ -113,7 +127,30 @@ func (p *Proxy) pipe(client net.Conn) {
 		done <- struct{}{}
 	}
 	go cp(server, client)
-	go cp(client, server)
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := server.Read(buf)
+			if n > 0 {
+				p.mu.Lock()
+				cut := p.cut != nil && bytes.Contains(buf[:n], p.cut)
+				if cut {
+					p.cut = nil
+				}
+				p.mu.Unlock()
+				if cut {
+					break
+				}
+				if _, werr := client.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		done <- struct{}{}
+	}()
 	<-done // either side closing ends both
 	client.Close()
 	server.Close()

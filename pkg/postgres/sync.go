@@ -161,19 +161,39 @@ func (l *Lock) StartRun(ctx context.Context) (int64, error) {
 
 // FailRun records why run failed. It uses a fresh connection and context
 // because the run's own may be what failed.
-func (s *Ingests) FailRun(run Run, cause error) error {
+//
+// A failure may be only apparent: when the reply to COMMIT is lost (the
+// connection dropped, or the run's context ended while Postgres committed),
+// the sync did commit, and the run row, written in the same transaction,
+// says success. FailRun never overwrites that: it then returns the run as
+// committed, with committed true, for the caller to report a success.
+func (s *Ingests) FailRun(run Run, cause error) (committed Run, ok bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, `
+	// Only a run still 'running' is failed: a committed sync's row is not.
+	// Should that commit still be in flight, the UPDATE waits for it.
+	tag, err := s.pool.Exec(ctx, `
 		UPDATE ingest_runs
 		SET result = 'failed', finished_at = now(), error = $2,
 		    pages = $3, fetched = $4, kept = $5
-		WHERE id = $1`,
+		WHERE id = $1 AND result = 'running'`,
 		run.ID, cause.Error(), run.Pages, run.Fetched, run.Kept)
 	if err != nil {
-		return fmt.Errorf("record failed run: %w", err)
+		return run, false, fmt.Errorf("record failed run: %w", err)
 	}
-	return nil
+	if tag.RowsAffected() == 1 {
+		return run, false, nil
+	}
+	var result string
+	committed = run
+	if err := s.pool.QueryRow(ctx, `
+		SELECT result, inserted, updated, deleted, coalesce(data_version, 0),
+		       (SELECT count(*) FROM characters)
+		FROM ingest_runs WHERE id = $1`, run.ID).Scan(&result, &committed.Inserted, &committed.Updated,
+		&committed.Deleted, &committed.DataVersion, &committed.Stored); err != nil {
+		return run, false, fmt.Errorf("read back run %d: %w", run.ID, err)
+	}
+	return committed, result == "success", nil
 }
 
 // SyncOptions guards a sync against a bad upstream day.
