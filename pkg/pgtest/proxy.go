@@ -17,11 +17,11 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	down  bool
+	mu   sync.Mutex
+	down bool
 	// cut, when set, hangs up a connection instead of passing on the
 	// server's answer that contains it (once).
-	cut []byte
+	cut   []byte
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
