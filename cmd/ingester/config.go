@@ -25,6 +25,8 @@ type Config struct {
 	MaxPages       int
 	MaxDeleteRatio float64
 	RunTimeout     time.Duration
+	RetryMin       time.Duration // failed runs are retried from this backoff...
+	RetryMax       time.Duration // ...doubling up to this, before the next scheduled run
 	DBMaxConns     int
 }
 
@@ -45,8 +47,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		MaxPages:       r.Int("UPSTREAM_MAX_PAGES", upstream.DefaultMaxPages, 1, 1_000_000),
 		MaxDeleteRatio: r.Float("INGEST_MAX_DELETE_RATIO", 0.5, 0, 1),
 		RunTimeout:     r.Duration("INGEST_TIMEOUT", 10*time.Minute, time.Second, 24*time.Hour),
+		RetryMin:       r.Duration("INGEST_RETRY_MIN", 5*time.Second, 0, time.Hour),
+		RetryMax:       r.Duration("INGEST_RETRY_MAX", 5*time.Minute, time.Second, 24*time.Hour),
 		DBMaxConns:     r.Int("DB_MAX_CONNS", 4, 2, 100),
 	}
+	r.Check(c.RetryMin <= c.RetryMax, "INGEST_RETRY_MIN", "must not exceed INGEST_RETRY_MAX (%s)", c.RetryMax)
 	r.Check(c.RetryWaitMin <= c.RetryWaitMax, "UPSTREAM_RETRY_WAIT_MIN", "must not exceed UPSTREAM_RETRY_WAIT_MAX (%s)", c.RetryWaitMax)
 	if _, err := ingest.ParseSchedule(c.Schedule); err != nil {
 		r.Check(false, "INGEST_SCHEDULE", "%v", err)
@@ -71,6 +76,8 @@ func (c Config) logAttrs() []any {
 		"upstream_max_pages", c.MaxPages,
 		"max_delete_ratio", c.MaxDeleteRatio,
 		"run_timeout", c.RunTimeout.String(),
+		"retry_min", c.RetryMin.String(),
+		"retry_max", c.RetryMax.String(),
 		"db_max_conns", c.DBMaxConns,
 	}
 }

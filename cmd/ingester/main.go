@@ -172,6 +172,8 @@ func newRunner(cfg Config, pool *pgxpool.Pool, tp trace.TracerProvider, log *slo
 	return ingest.NewRunner(client, postgres.NewIngests(pool), log, im, ingest.Options{
 		MaxDeleteRatio: cfg.MaxDeleteRatio,
 		Timeout:        cfg.RunTimeout,
+		RetryMin:       cfg.RetryMin,
+		RetryMax:       cfg.RetryMax,
 		TracerProvider: tp,
 	})
 }

@@ -47,6 +47,10 @@ type Runner struct {
 type Options struct {
 	MaxDeleteRatio float64       // see postgres.SyncOptions
 	Timeout        time.Duration // a run is cancelled after this long; 0 = no limit
+	// RetryMin and RetryMax bound the backoff with which Serve runs a
+	// failed ingest again before the next scheduled run; RetryMin 0 leaves
+	// failures to the schedule.
+	RetryMin, RetryMax time.Duration
 	// TracerProvider, when set, gets a span per run (ingest.run) with
 	// children for the crawl and the sync. Nil: no tracing.
 	TracerProvider trace.TracerProvider

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rickmorty/rickmorty/db"
 	"github.com/rickmorty/rickmorty/pkg/character"
 	"github.com/rickmorty/rickmorty/pkg/ingest"
 	"github.com/rickmorty/rickmorty/pkg/pgtest"
@@ -882,5 +883,60 @@ func TestRunOnAnUnmigratedDatabaseSaysToMigrate(t *testing.T) {
 	_, err = r.Run(context.Background(), false)
 	if err == nil || !strings.Contains(err.Error(), "ingester migrate") {
 		t.Errorf("Run error = %v, want a hint to run ingester migrate", err)
+	}
+}
+
+// TestServeRetriesAFailedIngestBeforeTheSchedule: the ingester starts before
+// the migration (a fresh install); its first run fails on the missing schema
+// and is run again within seconds, not an INGEST_SCHEDULE later.
+func TestServeRetriesAFailedIngestBeforeTheSchedule(t *testing.T) {
+	dbURL := pgtest.NewEmpty(t)
+	f := fake.New(fake.Dataset())
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	reg := prometheus.NewRegistry()
+	client := upstream.New(upstream.Config{BaseURL: srv.URL + "/api", Timeout: 5 * time.Second, Concurrency: 4}, quietLog(), nil)
+	runner := ingest.NewRunner(client, postgres.NewIngests(pool), quietLog(), ingest.NewMetrics(reg),
+		ingest.Options{MaxDeleteRatio: 0.5, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond})
+	schedule, err := ingest.ParseSchedule("@every 1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ingest.Serve(ctx, runner, schedule, quietLog())
+	}()
+	defer func() { cancel(); <-done }()
+
+	runs := func(result string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "rickmorty_ingest_runs_total" {
+				for _, m := range mf.GetMetric() {
+					if m.GetLabel()[0].GetValue() == result {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	waitFor(t, func() bool { return runs("failed") >= 2 }) // the first run and a retry, within moments
+	if _, err := db.Migrate(dbURL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return runs("success") == 1 })
+	if got, want := storedIDs(t, pool), wantIDs(t, f.Characters()); !slices.Equal(got, want) {
+		t.Errorf("stored %d ids after the retry, want %d", len(got), len(want))
 	}
 }

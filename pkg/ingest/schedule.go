@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -50,15 +51,42 @@ func Serve(ctx context.Context, r *Runner, schedule cron.Schedule, log *slog.Log
 		if ctx.Err() != nil {
 			return
 		}
-		// Each tick is a trace of its own: ingest.run is its root span,
-		// whatever span ctx may hold.
-		tick := trace.ContextWithSpanContext(ctx, trace.SpanContext{})
-		// Failures are logged, counted and recorded by Run; the schedule goes on.
-		_, _ = r.Run(tick, false)
+		runWithRetries(ctx, r, schedule, log)
 	}))
 	c.Start()
 	<-ctx.Done()
 	<-c.Stop().Done() // waits for the in-flight run, which ctx has cancelled
+}
+
+// runWithRetries runs one ingest and, while it fails, runs it again after a
+// backoff (Options.RetryMin, doubling up to RetryMax) that does not wait for
+// the schedule: a first ingest that fails because the migration has not run
+// yet is retried in seconds, not in INGEST_SCHEDULE. It stops at a success,
+// a lock held by another ingest, or when the next scheduled run would come
+// first (that run takes over).
+func runWithRetries(ctx context.Context, r *Runner, schedule cron.Schedule, log *slog.Logger) {
+	delay := r.opts.RetryMin
+	for {
+		// Each run is a trace of its own: ingest.run is its root span,
+		// whatever span ctx may hold.
+		_, err := r.Run(trace.ContextWithSpanContext(ctx, trace.SpanContext{}), false)
+		if err == nil || errors.Is(err, ErrLocked) || ctx.Err() != nil || delay <= 0 {
+			return // failures are logged, counted and recorded by Run
+		}
+		now := time.Now()
+		next := schedule.Next(now)
+		if !next.IsZero() && !now.Add(delay).Before(next) {
+			return
+		}
+		log.Warn("ingest failed; retrying before the next scheduled run", "retry_in", delay.String(),
+			"next_scheduled_run", next.UTC().Format(time.RFC3339), "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, max(r.opts.RetryMax, r.opts.RetryMin))
+	}
 }
 
 // startNow fires once immediately, then follows next.
