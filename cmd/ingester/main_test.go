@@ -84,7 +84,7 @@ func TestOnceReportsTheLockWithExitCode3(t *testing.T) {
 	if code != exitLocked {
 		t.Errorf("exit code = %d, want %d", code, exitLocked)
 	}
-	if stdout != "" || !strings.Contains(stderr, "another ingest holds the lock") {
+	if stdout != "" || !strings.Contains(stderr, "advisory lock held") || !strings.Contains(stderr, "by pid ") {
 		t.Errorf("stdout %q, stderr %q: want the lock named on stderr", stdout, stderr)
 	}
 	if f.Requests() != 0 {
