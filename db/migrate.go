@@ -18,7 +18,7 @@ import (
 var migrations embed.FS
 
 // SchemaVersion is the migration version the binaries in this build expect.
-const SchemaVersion = 1
+const SchemaVersion = 3
 
 // Migrate applies every pending up migration to the database at databaseURL.
 // golang-migrate holds a Postgres advisory lock while it works, so two

@@ -24,6 +24,7 @@ type Config struct {
 	Concurrency    int
 	MaxPages       int
 	MaxDeleteRatio float64
+	MaxRejectRatio float64
 	RunTimeout     time.Duration
 	RetryMin       time.Duration // failed runs are retried from this backoff...
 	RetryMax       time.Duration // ...doubling up to this, before the next scheduled run
@@ -46,6 +47,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		Concurrency:    r.Int("UPSTREAM_CONCURRENCY", 4, 1, 64),
 		MaxPages:       r.Int("UPSTREAM_MAX_PAGES", upstream.DefaultMaxPages, 1, 1_000_000),
 		MaxDeleteRatio: r.Float("INGEST_MAX_DELETE_RATIO", 0.5, 0, 1),
+		MaxRejectRatio: r.Float("INGEST_MAX_REJECT_RATIO", 0.05, 0, 1),
 		RunTimeout:     r.Duration("INGEST_TIMEOUT", 10*time.Minute, time.Second, 24*time.Hour),
 		RetryMin:       r.Duration("INGEST_RETRY_MIN", 5*time.Second, 0, time.Hour),
 		RetryMax:       r.Duration("INGEST_RETRY_MAX", 5*time.Minute, time.Second, 24*time.Hour),
@@ -75,6 +77,7 @@ func (c Config) logAttrs() []any {
 		"upstream_concurrency", c.Concurrency,
 		"upstream_max_pages", c.MaxPages,
 		"max_delete_ratio", c.MaxDeleteRatio,
+		"max_reject_ratio", c.MaxRejectRatio,
 		"run_timeout", c.RunTimeout.String(),
 		"retry_min", c.RetryMin.String(),
 		"retry_max", c.RetryMax.String(),

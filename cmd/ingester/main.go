@@ -171,6 +171,7 @@ func newRunner(cfg Config, pool *pgxpool.Pool, tp trace.TracerProvider, log *slo
 	}, log, um)
 	return ingest.NewRunner(client, postgres.NewIngests(pool), log, im, ingest.Options{
 		MaxDeleteRatio: cfg.MaxDeleteRatio,
+		MaxRejectRatio: cfg.MaxRejectRatio,
 		Timeout:        cfg.RunTimeout,
 		RetryMin:       cfg.RetryMin,
 		RetryMax:       cfg.RetryMax,

@@ -164,8 +164,8 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
-// MaxID is the largest id the schema can hold (an integer column).
-const MaxID = math.MaxInt32
+// MaxID is the largest id the schema can hold (a bigint column).
+const MaxID = math.MaxInt64
 
 // ParseID validates a character id path parameter. Anything that is not a
 // decimal integer is invalid; an integer that no character can have (zero,

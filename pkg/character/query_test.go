@@ -137,7 +137,8 @@ func TestParseID(t *testing.T) {
 		{"+1", 0, character.EINVALID},
 		{" 1", 0, character.EINVALID},
 		{"1e3", 0, character.EINVALID},
-		{"2147483648", 0, character.ENOTFOUND},
+		{"2147483648", 2147483648, ""}, // past int4: ids are 64-bit
+		{"9223372036854775808", 0, character.ENOTFOUND},
 		{"99999999999999999999999", 0, character.ENOTFOUND},
 		{"abc", 0, character.EINVALID},
 		{"1.5", 0, character.EINVALID},

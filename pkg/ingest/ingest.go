@@ -46,6 +46,7 @@ type Runner struct {
 // Options tune a Runner.
 type Options struct {
 	MaxDeleteRatio float64       // see postgres.SyncOptions
+	MaxRejectRatio float64       // a run fails when more of the admitted characters than this share cannot be stored
 	Timeout        time.Duration // a run is cancelled after this long; 0 = no limit
 	// RetryMin and RetryMax bound the backoff with which Serve runs a
 	// failed ingest again before the next scheduled run; RetryMin 0 leaves
@@ -190,7 +191,36 @@ func (r *Runner) crawlAndSync(ctx context.Context, lock *postgres.Lock, run post
 		return run, err
 	}
 	run.Kept = len(kept)
+	kept, run.Rejected = postgres.Storable(kept)
+	if err := r.reject(ctx, run); err != nil {
+		return run, err
+	}
 	return r.sync(ctx, lock, run, kept, force)
+}
+
+// reject reports the admitted characters the store cannot hold. They are
+// skipped one by one (their stored rows, if any, stay as they are) and the
+// run goes on with the rest, unless they are more than MaxRejectRatio of the
+// admitted ones: then the upstream is broken, not one record, and the run
+// fails.
+func (r *Runner) reject(ctx context.Context, run postgres.Run) error {
+	if len(run.Rejected) == 0 {
+		return nil
+	}
+	names := make([]string, 0, min(len(run.Rejected), 20))
+	for i, rej := range run.Rejected {
+		r.metrics.Rejected.WithLabelValues(rej.Reason).Inc()
+		if i < cap(names) {
+			names = append(names, rej.String())
+		}
+	}
+	r.log.WarnContext(ctx, "characters rejected: the store cannot hold them; their stored rows are left as they are",
+		"rejected", len(run.Rejected), "of", run.Kept, "first", names)
+	if share := float64(len(run.Rejected)) / float64(run.Kept); share > r.opts.MaxRejectRatio {
+		return fmt.Errorf("%d of %d admitted characters cannot be stored (%.0f%%, limit %.0f%%, INGEST_MAX_REJECT_RATIO); first: %s",
+			len(run.Rejected), run.Kept, 100*share, 100*r.opts.MaxRejectRatio, names[0])
+	}
+	return nil
 }
 
 // crawl fetches the upstream under an ingest.crawl span, the parent of the
@@ -216,7 +246,11 @@ func (r *Runner) crawl(ctx context.Context) (upstream.Result, error) {
 func (r *Runner) sync(ctx context.Context, lock *postgres.Lock, run postgres.Run, kept []character.Character, force bool) (postgres.Run, error) {
 	ctx, span := r.tracer.Start(ctx, "ingest.sync", trace.WithAttributes(attribute.Int("ingest.kept", len(kept))))
 	defer span.End()
-	run, err := lock.Sync(ctx, run, kept, postgres.SyncOptions{MaxDeleteRatio: r.opts.MaxDeleteRatio, Force: force})
+	keep := make([]int, len(run.Rejected))
+	for i, rej := range run.Rejected {
+		keep[i] = rej.ID
+	}
+	run, err := lock.Sync(ctx, run, kept, postgres.SyncOptions{MaxDeleteRatio: r.opts.MaxDeleteRatio, Force: force, Keep: keep})
 	if err != nil {
 		failSpan(span, err)
 		return run, err

@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
@@ -939,4 +940,101 @@ func TestServeRetriesAFailedIngestBeforeTheSchedule(t *testing.T) {
 	if got, want := storedIDs(t, pool), wantIDs(t, f.Characters()); !slices.Equal(got, want) {
 		t.Errorf("stored %d ids after the retry, want %d", len(got), len(want))
 	}
+}
+
+// TestRecordsTheStoreCannotHoldAreRejectedOneByOne: a NUL byte, a 1 MB name
+// and an id past int4 used to fail every ingest (and --force did not help).
+// Now the 64-bit id is stored; the other two are skipped, counted and named,
+// their stored rows left as they were, and the run succeeds with the rest.
+func TestRecordsTheStoreCannotHoldAreRejectedOneByOne(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun(t)
+	kept := admitted(e.fake.Characters())
+	nul, huge := kept[0].ID, kept[1].ID
+	var nulBefore string
+	if err := e.pool.QueryRow(context.Background(), "SELECT name FROM characters WHERE id = $1", nul).Scan(&nulBefore); err != nil {
+		t.Fatal(err)
+	}
+	const wide = 3_000_000_000
+	e.fake.Update(func(chars []upstream.Character) []upstream.Character {
+		for i := range chars {
+			switch chars[i].ID {
+			case nul:
+				chars[i].Name = "Bad\u0000Name"
+			case huge:
+				chars[i].Name = strings.Repeat("x", 1<<20)
+			}
+		}
+		n := kept[2]
+		n.ID, n.Name = wide, "Wide Id Smith"
+		return append(chars, n)
+	})
+	reg := prometheus.NewRegistry()
+	client := upstream.New(upstream.Config{BaseURL: e.url, Timeout: 5 * time.Second, Concurrency: 4,
+		RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond}, quietLog(), nil)
+	runner := ingest.NewRunner(client, postgres.NewIngests(e.pool), quietLog(), ingest.NewMetrics(reg),
+		ingest.Options{MaxDeleteRatio: 0.5, MaxRejectRatio: 0.05})
+
+	sum, err := runner.Run(context.Background(), false)
+	if err != nil {
+		t.Fatalf("Run = %v, want a success with two rejections", err)
+	}
+	if got, want := len(sum.Rejected), 2; got != want {
+		t.Fatalf("rejected = %v, want %d", sum.Rejected, want)
+	}
+	if sum.Inserted != 1 || sum.Deleted != 0 {
+		t.Errorf("summary = %s, want the wide id inserted and nothing deleted", sum)
+	}
+	var name string
+	if err := e.pool.QueryRow(context.Background(), "SELECT name FROM characters WHERE id = $1", wide).Scan(&name); err != nil || name != "Wide Id Smith" {
+		t.Errorf("id %d: %q, %v; want stored", wide, name, err)
+	}
+	if err := e.pool.QueryRow(context.Background(), "SELECT name FROM characters WHERE id = $1", nul).Scan(&name); err != nil || name != nulBefore {
+		t.Errorf("rejected id %d: stored name %q, %v; want the old row %q left as it was", nul, name, err, nulBefore)
+	}
+	var rejected int
+	var rejections string
+	if err := e.pool.QueryRow(context.Background(), "SELECT rejected, rejections FROM ingest_runs ORDER BY id DESC LIMIT 1").Scan(&rejected, &rejections); err != nil {
+		t.Fatal(err)
+	}
+	if rejected != 2 || !strings.Contains(rejections, fmt.Sprintf("%d: nul_byte", nul)) || !strings.Contains(rejections, fmt.Sprintf("%d: name_too_long", huge)) {
+		t.Errorf("run row rejected = %d, rejections = %q", rejected, rejections)
+	}
+	for _, reason := range []string{"nul_byte", "name_too_long"} {
+		if got := counterValue(t, reg, "rickmorty_ingest_rejected_total", reason); got != 1 {
+			t.Errorf("rejected_total{reason=%q} = %v, want 1", reason, got)
+		}
+	}
+
+	// Past the share, the upstream is broken, not a record: the run fails
+	// and nothing changes.
+	before := tableDigest(t, e.pool)
+	strict := ingest.NewRunner(client, postgres.NewIngests(e.pool), quietLog(), nil, ingest.Options{MaxDeleteRatio: 0.5, MaxRejectRatio: 0.01})
+	if _, err := strict.Run(context.Background(), true); err == nil || !strings.Contains(err.Error(), "INGEST_MAX_REJECT_RATIO") {
+		t.Errorf("Run with 2 of %d rejected over a 1%% limit = %v, want a failure naming the setting", len(kept)+1, err)
+	}
+	if after := tableDigest(t, e.pool); after != before {
+		t.Error("a run failed on rejections changed the table")
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }

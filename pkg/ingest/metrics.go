@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
+
+	"github.com/rickmorty/rickmorty/pkg/postgres"
 )
 
 // Metrics describe ingests.
@@ -19,6 +21,7 @@ type Metrics struct {
 	// run took it); LockHolder names who holds it meanwhile.
 	LockedSince prometheus.Gauge
 	LockHolder  *prometheus.GaugeVec
+	Rejected    *prometheus.CounterVec // by reason (postgres.Rejections)
 }
 
 // NewMetrics creates the ingest metrics and registers them on reg (when not nil).
@@ -53,6 +56,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "rickmorty", Subsystem: "ingest", Name: "locked_out_since_timestamp_seconds",
 			Help: "Unix time since which every run found the ingest lock held by another session; 0 once a run takes it.",
 		}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rickmorty", Subsystem: "ingest", Name: "rejected_total",
+			Help: "Admitted characters skipped because the store cannot hold them, by reason: nul_byte, name_too_long, field_too_long, too_large.",
+		}, []string{"reason"}),
 		LockHolder: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "rickmorty", Subsystem: "ingest", Name: "lock_holder_info",
 			Help: "1 for the session that held the ingest lock when the last run found it taken (role, application_name); none once a run takes it.",
@@ -64,11 +71,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{"success", "failed"} {
 		m.Duration.WithLabelValues(r)
 	}
+	for _, reason := range postgres.Rejections {
+		m.Rejected.WithLabelValues(reason)
+	}
 	for _, op := range []string{"inserted", "updated", "deleted"} {
 		m.Rows.WithLabelValues(op)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Runs, m.Duration, m.Rows, m.Stored, m.LastSuccess, m.DataVersion, m.LockedSince, m.LockHolder)
+		reg.MustRegister(m.Runs, m.Duration, m.Rows, m.Stored, m.LastSuccess, m.DataVersion, m.LockedSince, m.LockHolder, m.Rejected)
 	}
 	return m
 }

@@ -336,16 +336,16 @@ func numbersBinary(fds []pgconn.FieldDescription) bool {
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // decodeListRow decodes one list row from the binary wire format (int8
-// version, int8 total, int4 id, nine text fields, timestamptz created).
+// version, int8 total, int8 id, nine text fields, timestamptz created).
 // Scanning column by column allocated per field; here the nine texts share
 // one string, the uncached path being allocation-bound.
 func decodeListRow(raw [][]byte, version *int64, total *int, c *character.Character) error {
-	if len(raw) != 13 || len(raw[0]) != 8 || len(raw[1]) != 8 || len(raw[2]) != 4 || len(raw[12]) != 8 {
+	if len(raw) != 13 || len(raw[0]) != 8 || len(raw[1]) != 8 || len(raw[2]) != 8 || len(raw[12]) != 8 {
 		return fmt.Errorf("unexpected list row shape")
 	}
 	*version = wireInt64(raw[0])
 	*total = int(wireInt64(raw[1]))
-	c.ID = int(wireInt32(raw[2]))
+	c.ID = int(wireInt64(raw[2]))
 	n := 0
 	for _, v := range raw[3:12] {
 		n += len(v)
@@ -371,11 +371,6 @@ func decodeListRow(raw [][]byte, version *int64, total *int, c *character.Charac
 // from its 8-byte big-endian binary form.
 func wireInt64(b []byte) int64 {
 	return int64(binary.BigEndian.Uint64(b)) //nolint:gosec // two's-complement reinterpretation of the wire bits, as intended
-}
-
-// wireInt32 decodes a Postgres int4 from its 4-byte big-endian binary form.
-func wireInt32(b []byte) int32 {
-	return int32(binary.BigEndian.Uint32(b)) //nolint:gosec // two's-complement reinterpretation of the wire bits, as intended
 }
 
 var getSQL = `SELECT v.version, ` + selectList("c.") + `

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -137,8 +138,9 @@ type Run struct {
 	Inserted    int
 	Updated     int
 	Deleted     int
-	Stored      int   // rows in the table after the sync
-	DataVersion int64 // the version the stored data has after the sync
+	Rejected    []Rejection // admitted characters the store cannot hold, left as stored
+	Stored      int         // rows in the table after the sync
+	DataVersion int64       // the version the stored data has after the sync
 }
 
 // Changed reports whether the sync wrote any character row.
@@ -175,9 +177,9 @@ func (s *Ingests) FailRun(run Run, cause error) (committed Run, ok bool, err err
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE ingest_runs
 		SET result = 'failed', finished_at = now(), error = $2,
-		    pages = $3, fetched = $4, kept = $5
+		    pages = $3, fetched = $4, kept = $5, rejected = $6, rejections = $7
 		WHERE id = $1 AND result = 'running'`,
-		run.ID, cause.Error(), run.Pages, run.Fetched, run.Kept)
+		run.ID, cause.Error(), run.Pages, run.Fetched, run.Kept, len(run.Rejected), RejectionsText(run.Rejected))
 	if err != nil {
 		return run, false, fmt.Errorf("record failed run: %w", err)
 	}
@@ -203,6 +205,9 @@ type SyncOptions struct {
 	MaxDeleteRatio float64
 	// Force skips the guards.
 	Force bool
+	// Keep are ids whose stored rows stay as they are although chars lacks
+	// them: characters the upstream still lists that were rejected.
+	Keep []int
 }
 
 var stagingColumns = []string{
@@ -238,8 +243,9 @@ func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, o
 	var stored, gone int
 	if err := tx.QueryRow(ctx, `
 		SELECT count(*),
-		       count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM staging_characters s WHERE s.id = c.id))
-		FROM characters c`).Scan(&stored, &gone); err != nil {
+		       count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM staging_characters s WHERE s.id = c.id)
+		                          AND c.id <> ALL($1))
+		FROM characters c`, keep(opts)).Scan(&stored, &gone); err != nil {
 		return run, fmt.Errorf("count stored rows: %w", err)
 	}
 	if err := guard(stored, gone, len(chars), opts); err != nil {
@@ -248,7 +254,7 @@ func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, o
 
 	tag, err := tx.Exec(ctx, `
 		DELETE FROM characters c
-		WHERE NOT EXISTS (SELECT 1 FROM staging_characters s WHERE s.id = c.id)`)
+		WHERE NOT EXISTS (SELECT 1 FROM staging_characters s WHERE s.id = c.id) AND c.id <> ALL($1)`, keep(opts))
 	if err != nil {
 		return run, fmt.Errorf("delete gone rows: %w", err)
 	}
@@ -300,9 +306,10 @@ func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, o
 	if _, err := tx.Exec(ctx, `
 		UPDATE ingest_runs
 		SET result = 'success', finished_at = now(), pages = $2, fetched = $3, kept = $4,
-		    inserted = $5, updated = $6, deleted = $7, data_version = $8
+		    inserted = $5, updated = $6, deleted = $7, data_version = $8, rejected = $9, rejections = $10
 		WHERE id = $1`,
-		run.ID, run.Pages, run.Fetched, run.Kept, run.Inserted, run.Updated, run.Deleted, run.DataVersion); err != nil {
+		run.ID, run.Pages, run.Fetched, run.Kept, run.Inserted, run.Updated, run.Deleted, run.DataVersion,
+		len(run.Rejected), RejectionsText(run.Rejected)); err != nil {
 		return run, fmt.Errorf("record run: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -312,6 +319,33 @@ func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, o
 }
 
 const columnList = "id, name, status, species, type, gender, origin_name, origin_url, location_name, location_url, image, episode, url, created"
+
+func keep(opts SyncOptions) []int64 {
+	ids := make([]int64, len(opts.Keep))
+	for i, id := range opts.Keep {
+		ids[i] = int64(id)
+	}
+	return ids
+}
+
+// RejectionsText is how a run row names its rejections: one per line, the
+// first 20, then how many more.
+func RejectionsText(rs []Rejection) *string {
+	if len(rs) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for i, r := range rs {
+		if i == 20 {
+			fmt.Fprintf(&b, "... and %d more\n", len(rs)-20)
+			break
+		}
+		b.WriteString(r.String())
+		b.WriteByte('\n')
+	}
+	t := strings.TrimSuffix(b.String(), "\n")
+	return &t
+}
 
 func guard(stored, gone, incoming int, opts SyncOptions) error {
 	if opts.Force || stored == 0 {
