@@ -471,6 +471,24 @@ if [ "$MODES" = 1 ]; then
 			say "  $mode #$rep: $(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk-mode-$mode-$rep.txt") req/s"
 		done
 	done
+	# The database side alone: the same SELECT from pgbench, as named
+	# prepared statements (-M prepared, like (i)) and as unnamed ones parsed
+	# and planned on every execution (-M extended, like (ii) and (iii)).
+	"$BIN/bench" pgbench-sql >"$WORK/list.sql"
+	for rep in $(seq 1 "$REPEAT"); do
+		for mode in prepared extended extended-pgbouncer; do
+			url=$DB_URL qmode=${mode%-pgbouncer}
+			if [ "$mode" = extended-pgbouncer ]; then
+				[ -n "$PGB_URL" ] || continue
+				url=${PGB_URL/rickmorty_api@/postgres@}
+			fi
+			load=$(cut -d' ' -f1 /proc/loadavg)
+			"$PGBIN/pgbench" -n -M "$qmode" -c16 -j2 -T"$DURATION" -f "$WORK/list.sql" "$url" >"$WORK/pgbench-$mode-$rep.txt" 2>&1 ||
+				die "pgbench $mode failed: $(tail -n 3 "$WORK/pgbench-$mode-$rep.txt")"
+			awk -v mode="$mode" -v rep="$rep" -v ld="$load" -F'= ' '/^tps/ {split($2, a, " "); tps = a[1]} /^latency average/ {lat = $2}
+				END {printf "%s %s %s %.0f %s\n", mode, rep, ld, tps, lat}' "$WORK/pgbench-$mode-$rep.txt" >>"$WORK/pgbench.txt"
+		done
+	done
 fi
 
 # ---------------------------------------------------------------- summary
@@ -501,6 +519,13 @@ if [ -s "$MODES_OUT" ]; then
 				sprintf("%.0f/%.0f/%.0f", $10 * tick / n, $11 * tick / n, $12 * tick / n)
 			if ($6 > 0) printf "   (%d non-2xx responses)\n", $6
 		}' "$MODES_OUT"
+fi
+if [ -s "$WORK/pgbench.txt" ]; then
+	echo
+	echo "== the same SELECT from pgbench -c16 -j2 -T$DURATION (no HTTP, no API)"
+	printf "%-40s %3s %5s %9s %12s %8s\n" "pgbench query mode" rep load1 tps "latency" "vs prep."
+	awk '$1 == "prepared" {base[$2] = $4}
+		{printf "%-40s %3s %5s %9s %12s %7.0f%%\n", "-M " $1, $2, $3, $4, $5 " " $6, 100 * $4 / base[$2]}' "$WORK/pgbench.txt"
 fi
 echo
 echo "total: $((SECONDS - STARTED))s"
