@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rickmorty/rickmorty/db"
 	"github.com/rickmorty/rickmorty/pkg/character"
@@ -353,10 +353,10 @@ func TestALostCommitReplyIsReportedAsTheSuccessItWas(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	reg := prometheus.NewRegistry()
+	metrics := ingest.NewMetrics(nil)
 	client := upstream.New(upstream.Config{BaseURL: e.url, Timeout: 5 * time.Second, Concurrency: 4,
 		RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond}, quietLog(), nil)
-	runner := ingest.NewRunner(client, postgres.NewIngests(pool), quietLog(), ingest.NewMetrics(reg), ingest.Options{MaxDeleteRatio: 0.5})
+	runner := ingest.NewRunner(client, postgres.NewIngests(pool), quietLog(), metrics, ingest.Options{MaxDeleteRatio: 0.5})
 	conn := listen(t, e.dbURL)
 
 	proxy.LoseReplyContaining([]byte("COMMIT\x00"))
@@ -379,28 +379,20 @@ func TestALostCommitReplyIsReportedAsTheSuccessItWas(t *testing.T) {
 	if _, err := conn.WaitForNotification(ctx); err != nil {
 		t.Errorf("no notification of the committed sync: %v", err)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "rickmorty_ingest_runs_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if l := m.GetLabel()[0].GetValue(); (l == "success") != (m.GetCounter().GetValue() == 1) {
-				t.Errorf("runs_total{result=%q} = %v", l, m.GetCounter().GetValue())
-			}
+	for _, result := range []string{"success", "failed"} {
+		want := map[string]float64{"success": 1, "failed": 0}[result]
+		if got := testutil.ToFloat64(metrics.Runs.WithLabelValues(result)); got != want {
+			t.Errorf("runs_total{result=%q} = %v, want %v", result, got, want)
 		}
 	}
 }
 
 func TestASquattedLockNamesItsHolder(t *testing.T) {
 	e := newEnv(t)
-	reg := prometheus.NewRegistry()
+	metrics := ingest.NewMetrics(nil)
 	client := upstream.New(upstream.Config{BaseURL: e.url, Timeout: 5 * time.Second, Concurrency: 4,
 		RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond}, quietLog(), nil)
-	runner := ingest.NewRunner(client, postgres.NewIngests(e.pool), quietLog(), ingest.NewMetrics(reg), ingest.Options{MaxDeleteRatio: 0.5})
+	runner := ingest.NewRunner(client, postgres.NewIngests(e.pool), quietLog(), metrics, ingest.Options{MaxDeleteRatio: 0.5})
 
 	cfg, err := pgx.ParseConfig(e.dbURL)
 	if err != nil {
@@ -429,17 +421,17 @@ func TestASquattedLockNamesItsHolder(t *testing.T) {
 	if !strings.Contains(err.Error(), `application "squatter"`) {
 		t.Errorf("error %q does not name the holder", err)
 	}
-	if got := gaugeValue(t, reg, "rickmorty_ingest_lock_holder_info", "squatter"); got != 1 {
+	if got := testutil.ToFloat64(metrics.LockHolder.WithLabelValues(le.Holder.Role, "squatter")); got != 1 {
 		t.Errorf("lock_holder_info{application_name=squatter} = %v, want 1", got)
 	}
-	since := gaugeValue(t, reg, "rickmorty_ingest_locked_out_since_timestamp_seconds", "")
+	since := testutil.ToFloat64(metrics.LockedSince)
 	if since < float64(time.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("locked_out_since = %v, want about now", since)
 	}
 	if _, err := runner.Run(context.Background(), false); !errors.Is(err, ingest.ErrLocked) {
 		t.Fatal(err)
 	}
-	if got := gaugeValue(t, reg, "rickmorty_ingest_locked_out_since_timestamp_seconds", ""); got != since {
+	if got := testutil.ToFloat64(metrics.LockedSince); got != since {
 		t.Errorf("a second locked run moved locked_out_since from %v to %v", since, got)
 	}
 
@@ -449,35 +441,9 @@ func TestASquattedLockNamesItsHolder(t *testing.T) {
 	if _, err := runner.Run(context.Background(), false); err != nil {
 		t.Fatalf("Run after the squatter let go: %v", err)
 	}
-	if got := gaugeValue(t, reg, "rickmorty_ingest_locked_out_since_timestamp_seconds", ""); got != 0 {
+	if got := testutil.ToFloat64(metrics.LockedSince); got != 0 {
 		t.Errorf("locked_out_since after a run took the lock = %v, want 0", got)
 	}
-}
-
-// gaugeValue reads a gauge from reg: the series whose label values include
-// label (any series when label is empty), or -1 when there is none.
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" {
-				return m.GetGauge().GetValue()
-			}
-			for _, l := range m.GetLabel() {
-				if l.GetValue() == label {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return -1
 }
 
 func TestPersistent5xxFailsAndLeavesTheTableAsItWas(t *testing.T) {
@@ -900,9 +866,9 @@ func TestServeRetriesAFailedIngestBeforeTheSchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	reg := prometheus.NewRegistry()
+	metrics := ingest.NewMetrics(nil)
 	client := upstream.New(upstream.Config{BaseURL: srv.URL + "/api", Timeout: 5 * time.Second, Concurrency: 4}, quietLog(), nil)
-	runner := ingest.NewRunner(client, postgres.NewIngests(pool), quietLog(), ingest.NewMetrics(reg),
+	runner := ingest.NewRunner(client, postgres.NewIngests(pool), quietLog(), metrics,
 		ingest.Options{MaxDeleteRatio: 0.5, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond})
 	schedule, err := ingest.ParseSchedule("@every 1h")
 	if err != nil {
@@ -916,22 +882,7 @@ func TestServeRetriesAFailedIngestBeforeTheSchedule(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 
-	runs := func(result string) float64 {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "rickmorty_ingest_runs_total" {
-				for _, m := range mf.GetMetric() {
-					if m.GetLabel()[0].GetValue() == result {
-						return m.GetCounter().GetValue()
-					}
-				}
-			}
-		}
-		return 0
-	}
+	runs := func(result string) float64 { return testutil.ToFloat64(metrics.Runs.WithLabelValues(result)) }
 	waitFor(t, func() bool { return runs("failed") >= 2 }) // the first run and a retry, within moments
 	if _, err := db.Migrate(dbURL); err != nil {
 		t.Fatal(err)
@@ -969,10 +920,10 @@ func TestRecordsTheStoreCannotHoldAreRejectedOneByOne(t *testing.T) {
 		n.ID, n.Name = wide, "Wide Id Smith"
 		return append(chars, n)
 	})
-	reg := prometheus.NewRegistry()
+	metrics := ingest.NewMetrics(nil)
 	client := upstream.New(upstream.Config{BaseURL: e.url, Timeout: 5 * time.Second, Concurrency: 4,
 		RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond}, quietLog(), nil)
-	runner := ingest.NewRunner(client, postgres.NewIngests(e.pool), quietLog(), ingest.NewMetrics(reg),
+	runner := ingest.NewRunner(client, postgres.NewIngests(e.pool), quietLog(), metrics,
 		ingest.Options{MaxDeleteRatio: 0.5, MaxRejectRatio: 0.05})
 
 	sum, err := runner.Run(context.Background(), false)
@@ -1001,7 +952,7 @@ func TestRecordsTheStoreCannotHoldAreRejectedOneByOne(t *testing.T) {
 		t.Errorf("run row rejected = %d, rejections = %q", rejected, rejections)
 	}
 	for _, reason := range []string{"nul_byte", "name_too_long"} {
-		if got := counterValue(t, reg, "rickmorty_ingest_rejected_total", reason); got != 1 {
+		if got := testutil.ToFloat64(metrics.Rejected.WithLabelValues(reason)); got != 1 {
 			t.Errorf("rejected_total{reason=%q} = %v, want 1", reason, got)
 		}
 	}
@@ -1016,25 +967,4 @@ func TestRecordsTheStoreCannotHoldAreRejectedOneByOne(t *testing.T) {
 	if after := tableDigest(t, e.pool); after != before {
 		t.Error("a run failed on rejections changed the table")
 	}
-}
-
-func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetValue() == label {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return -1
 }
