@@ -6,6 +6,7 @@ import (
 
 	"github.com/rickmorty/rickmorty/pkg/config"
 	"github.com/rickmorty/rickmorty/pkg/ingest"
+	"github.com/rickmorty/rickmorty/pkg/telemetry"
 	"github.com/rickmorty/rickmorty/pkg/upstream"
 )
 
@@ -26,6 +27,7 @@ type Config struct {
 	MaxDeleteRatio float64
 	RunTimeout     time.Duration
 	DBMaxConns     int
+	LogFile        telemetry.LogFileConfig
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -46,6 +48,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		MaxDeleteRatio: r.Float("INGEST_MAX_DELETE_RATIO", 0.5, 0, 1),
 		RunTimeout:     r.Duration("INGEST_TIMEOUT", 10*time.Minute, time.Second, 24*time.Hour),
 		DBMaxConns:     r.Int("DB_MAX_CONNS", 4, 2, 100),
+		LogFile:        telemetry.ReadLogFileConfig(r),
 	}
 	r.Check(c.RetryWaitMin <= c.RetryWaitMax, "UPSTREAM_RETRY_WAIT_MIN", "must not exceed UPSTREAM_RETRY_WAIT_MAX (%s)", c.RetryWaitMax)
 	if _, err := ingest.ParseSchedule(c.Schedule); err != nil {
@@ -72,5 +75,7 @@ func (c Config) logAttrs() []any {
 		"max_delete_ratio", c.MaxDeleteRatio,
 		"run_timeout", c.RunTimeout.String(),
 		"db_max_conns", c.DBMaxConns,
+		"log_file", c.LogFile.Path,
+		"log_file_max_bytes", c.LogFile.MaxBytes,
 	}
 }
