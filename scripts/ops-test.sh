@@ -2,9 +2,14 @@
 # Checks the operations files:
 #   1. promtool (pinned in tools/versions.env, installed into ./bin by
 #      tools/install.sh, which skips it when bin/promtool already is that version)
-#      checks ops/alerts/rules.yaml and runs its unit tests ops/alerts/tests/*.yaml;
+#      checks ops/alerts/rules.yaml and runs its unit tests ops/alerts/tests/*.yaml,
+#      and the unit tests of the dashboard's target-health and kube-state-metrics
+#      queries, ops/grafana/tests/*.yaml (down, unready and restarting pods, with
+#      and without kube-state-metrics);
 #   2. go test in pkg/opscheck (a module of its own, run with GOWORK=off):
-#      the dashboard JSON is valid and every panel has a query, every alert has
+#      the dashboard JSON is valid and every panel has a query, the dashboard's
+#      promtool tests use its queries verbatim and cover every query of up or
+#      kube_* series, panels needing kube-state-metrics say so and fall back, every alert has
 #      for/severity/summary/runbook_url with an existing docs/runbook.md section
 #      and firing + quiet promtool cases, and every metric the dashboard and the
 #      rules use is exported by the real binaries (built and run here against a
@@ -34,6 +39,8 @@ echo "== promtool check rules"
 bin/promtool check rules ops/alerts/rules.yaml
 echo "== promtool test rules"
 bin/promtool test rules ops/alerts/tests/*.yaml
+echo "== promtool test rules (dashboard queries)"
+bin/promtool test rules ops/grafana/tests/*.yaml
 
 echo "== pkg/opscheck"
 if [ -z "${TEST_DATABASE_URL:-}" ]; then

@@ -53,6 +53,7 @@ type Config struct {
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
 	MaxRefreshAge   time.Duration
+	LogFile         telemetry.LogFileConfig
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -73,6 +74,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DrainDelay:      r.Duration("SHUTDOWN_DRAIN_DELAY", 5*time.Second, 0, 5*time.Minute),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second, 10*time.Minute),
 		MaxRefreshAge:   r.Duration("HEALTH_MAX_REFRESH_AGE", 0, 0, 365*24*time.Hour),
+		LogFile:         telemetry.ReadLogFileConfig(r),
 	}
 	proxies := r.String("TRUSTED_PROXIES", "")
 	for item := range strings.SplitSeq(proxies, ",") {
@@ -125,6 +127,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("SHUTDOWN_DRAIN_DELAY", c.DrainDelay.String()),
 		slog.String("SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
 		slog.String("HEALTH_MAX_REFRESH_AGE", c.MaxRefreshAge.String()),
+		slog.String("LOG_FILE", c.LogFile.Path),
+		slog.Int64("LOG_FILE_MAX_BYTES", c.LogFile.MaxBytes),
 	)
 }
 
@@ -134,7 +138,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log := telemetry.NewLogger(stdout, cfg.LogLevel, "api")
+	logOut, closeLog, err := telemetry.LogOutput(stdout, cfg.LogFile, "api")
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	defer closeLog()
+	log := telemetry.NewLogger(logOut, cfg.LogLevel, "api")
 	log.Info("starting", "version", telemetry.Version, "commit", telemetry.Commit, "config", cfg)
 	reg := telemetry.NewRegistry("api")
 

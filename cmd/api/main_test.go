@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -174,6 +175,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "DATABASE_READ_URL": "mysql://x/y"}, "DATABASE_READ_URL"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "DATABASE_READ_URL": "host=x port=notaport"}, "DATABASE_READ_URL"},
+		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_FILE_MAX_BYTES": "1"}, "LOG_FILE_MAX_BYTES"},
+		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_FILE": "/dev/null/api.log"}, "LOG_FILE"},
 	} {
 		err := run(context.Background(), func(k string) string { return tc.env[k] }, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -208,6 +211,52 @@ func TestLoadConfigDefaultsAndProxies(t *testing.T) {
 	if logged := fmt.Sprint(cfg.LogValue()); strings.Contains(logged, "pw@") {
 		t.Errorf("the read URL's password is logged: %s", logged)
 	}
+}
+
+// TestLogFileHoldsTheSameJSONLog runs the API with LOG_FILE (no database
+// needed: it starts unready) and checks that the file gets exactly what
+// stdout gets.
+func TestLogFileHoldsTheSameJSONLog(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "api.log")
+	env := map[string]string{
+		"DATABASE_URL": "postgres://rickmorty@127.0.0.1:1/rickmorty?connect_timeout=1", "HTTP_ADDR": "127.0.0.1:0",
+		"SHUTDOWN_DRAIN_DELAY": "0s", "LOG_FILE": path, "LOG_FILE_MAX_BYTES": "1048576",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(k string) string { return env[k] }, stdout) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(readFileString(t, path), `"msg":"listening"`) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no listening record in %s; stdout:\n%s", path, stdout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	got := readFileString(t, path)
+	if got != stdout.String() {
+		t.Errorf("LOG_FILE differs from stdout:\nfile:\n%s\nstdout:\n%s", got, stdout.String())
+	}
+	for _, want := range []string{`"msg":"starting"`, `"LOG_FILE":"` + path + `"`, `"LOG_FILE_MAX_BYTES":1048576`, `"msg":"stopped"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("LOG_FILE lacks %s:\n%s", want, got)
+		}
+	}
+}
+
+func readFileString(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestStartsLogsMaskedConfigAndShutsDownGracefully(t *testing.T) {

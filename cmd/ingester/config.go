@@ -6,6 +6,7 @@ import (
 
 	"github.com/rickmorty/rickmorty/pkg/config"
 	"github.com/rickmorty/rickmorty/pkg/ingest"
+	"github.com/rickmorty/rickmorty/pkg/telemetry"
 	"github.com/rickmorty/rickmorty/pkg/upstream"
 )
 
@@ -29,6 +30,7 @@ type Config struct {
 	RetryMin       time.Duration // failed runs are retried from this backoff...
 	RetryMax       time.Duration // ...doubling up to this, before the next scheduled run
 	DBMaxConns     int
+	LogFile        telemetry.LogFileConfig
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -52,6 +54,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		RetryMin:       r.Duration("INGEST_RETRY_MIN", 5*time.Second, 0, time.Hour),
 		RetryMax:       r.Duration("INGEST_RETRY_MAX", 5*time.Minute, time.Second, 24*time.Hour),
 		DBMaxConns:     r.Int("DB_MAX_CONNS", 4, 2, 100),
+		LogFile:        telemetry.ReadLogFileConfig(r),
 	}
 	r.Check(c.RetryMin <= c.RetryMax, "INGEST_RETRY_MIN", "must not exceed INGEST_RETRY_MAX (%s)", c.RetryMax)
 	r.Check(c.RetryWaitMin <= c.RetryWaitMax, "UPSTREAM_RETRY_WAIT_MIN", "must not exceed UPSTREAM_RETRY_WAIT_MAX (%s)", c.RetryWaitMax)
@@ -82,5 +85,7 @@ func (c Config) logAttrs() []any {
 		"retry_min", c.RetryMin.String(),
 		"retry_max", c.RetryMax.String(),
 		"db_max_conns", c.DBMaxConns,
+		"log_file", c.LogFile.Path,
+		"log_file_max_bytes", c.LogFile.MaxBytes,
 	}
 }

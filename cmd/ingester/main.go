@@ -92,7 +92,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "ingester: invalid configuration:\n%v\n", err)
 		return exitUsage
 	}
-	log := telemetry.NewLogger(stderr, cfg.LogLevel, "ingester")
+	logOut, closeLog, err := telemetry.LogOutput(stderr, cfg.LogFile, "ingester")
+	if err != nil {
+		fmt.Fprintf(stderr, "ingester: invalid configuration:\n%v\n", err)
+		return exitUsage
+	}
+	defer closeLog()
+	log := telemetry.NewLogger(logOut, cfg.LogLevel, "ingester")
 	log.Info("starting", append([]any{"command", cmd, "version", telemetry.Version, "commit", telemetry.Commit}, cfg.logAttrs()...)...)
 
 	if cmd == "migrate" {

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -134,12 +136,40 @@ func TestConfigurationErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "UPSTREAM_TIMEOUT": "10"}, "UPSTREAM_TIMEOUT"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "INGEST_MAX_DELETE_RATIO": "2"}, "INGEST_MAX_DELETE_RATIO"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_LEVEL": "chatty"}, "LOG_LEVEL"},
+		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_FILE_MAX_BYTES": "1"}, "LOG_FILE_MAX_BYTES"},
+		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_FILE": "/dev/null/ingester.log"}, "LOG_FILE"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := runCmd(t, context.Background(), tt.env, "once")
 		if code != exitUsage || !strings.Contains(stderr, tt.want) {
 			t.Errorf("env %v: code %d, stderr %q; want %d naming %s", tt.env, code, stderr, exitUsage, tt.want)
 		}
+	}
+}
+
+// TestLogFileHoldsTheSameJSONLog runs a migration against a database that
+// refuses connections (none needed) with LOG_FILE set: the file gets the
+// same JSON records as stderr, and stdout (the command's answer) stays out.
+func TestLogFileHoldsTheSameJSONLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ingester.log")
+	env := map[string]string{"DATABASE_URL": "postgres://rickmorty@127.0.0.1:1/rickmorty?connect_timeout=1", "LOG_FILE": path}
+	code, stdout, stderr := runCmd(t, context.Background(), env, "migrate")
+	if code != exitFailed {
+		t.Fatalf("migrate without a database: exit code %d, want %d; stderr:\n%s", code, exitFailed, stderr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	if !strings.Contains(got, `"msg":"starting"`) || !strings.Contains(got, `"component":"ingester"`) || !strings.Contains(got, `"log_file":"`+path+`"`) {
+		t.Errorf("LOG_FILE lacks the starting record:\n%s", got)
+	}
+	if !strings.HasPrefix(stderr, got) {
+		t.Errorf("LOG_FILE is not what stderr got before the failure line:\nfile:\n%s\nstderr:\n%s", got, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("stdout = %q, want nothing", stdout)
 	}
 }
 

@@ -96,10 +96,10 @@ func TestSecurityContextOfEveryPod(t *testing.T) {
 					if got := str(c, "securityContext.seccompProfile.type"); got != "RuntimeDefault" {
 						t.Errorf("%s: seccompProfile = %q, want RuntimeDefault", id, got)
 					}
-					// The one documented exception: Fluent Bit reading the
-					// root-only kubelet log files runs as uid 0, without
-					// capabilities.
-					if c["name"] == "fluent-bit" && get(c, "securityContext.runAsUser") == 0 {
+					// The one documented exception, in the privileged-*
+					// files only: Fluent Bit reading the root-only kubelet
+					// log files runs as uid 0, without capabilities.
+					if privilegedValuesFile(sc.name) && c["name"] == "fluent-bit" && get(c, "securityContext.runAsUser") == 0 {
 						continue
 					}
 					if !isBool(get(c, "securityContext.runAsNonRoot"), true) {
@@ -792,63 +792,6 @@ func normalize(v any) any {
 	var out any
 	_ = yaml.Unmarshal(b, &out)
 	return out
-}
-
-func TestFluentBitSidecar(t *testing.T) {
-	objs := render(t, values(t, "full-values.yaml")...)
-	for _, name := range []string{apiName, ingesterName} {
-		d := find(t, objs, "Deployment", name)
-		var sidecar map[string]any
-		for _, c := range listAt(d, "spec.template.spec.initContainers") {
-			if get(c, "name") == "fluent-bit" {
-				sidecar = c.(map[string]any)
-			}
-		}
-		if sidecar == nil || sidecar["restartPolicy"] != "Always" {
-			t.Fatalf("%s: no native Fluent Bit sidecar (initContainer with restartPolicy Always)", name)
-		}
-		if !strings.HasPrefix(str(env(sidecar)["LOG_PATH"], "value"), "/var/log/pods/") {
-			t.Errorf("%s: LOG_PATH = %v", name, env(sidecar)["LOG_PATH"])
-		}
-		vols := map[string]any{}
-		for _, v := range listAt(d, "spec.template.spec.volumes") {
-			vols[str(v, "name")] = v
-		}
-		if str(vols["fluent-bit-config"], "configMap.name") != "rickmorty-fluent-bit" || str(vols["pod-logs"], "hostPath.path") != "/var/log/pods" {
-			t.Errorf("%s: volumes %v", name, vols)
-		}
-	}
-	find(t, objs, "ConfigMap", "rickmorty-fluent-bit")
-
-	alt := render(t, values(t, "alternatives-values.yaml")...)
-	d := find(t, alt, "Deployment", "rm-api")
-	if lookup(alt, "ConfigMap", "rm-fluent-bit") != nil {
-		t.Error("configMapName set, yet the chart renders its own Fluent Bit ConfigMap")
-	}
-	// The binaries write no log files: nothing but the kubelet's files is
-	// offered, and a mode that would tail an empty volume fails the render
-	// with the reason, not silently.
-	for _, m := range listAt(container(t, d, "api"), "volumeMounts") {
-		if str(m, "name") != "tmp" {
-			t.Errorf("api container mounts %v: the sidecar must not need the application to write files", m)
-		}
-	}
-	for _, set := range [][]string{
-		{"--set", "global.fluentBit.enabled=true", "--set", "global.fluentBit.source=volume"},
-		{"--set", "global.fluentBit.source=volume"},
-	} {
-		if _, err := tryRender(set...); err == nil || !strings.Contains(err.Error(), "log to stdout only") {
-			t.Errorf("%v: err = %v, want a failure explaining that the binaries log to stdout", set, err)
-		}
-	}
-	if _, err := tryRender("--set", "global.fluentBit.logDir=/var/log/rickmorty"); err == nil {
-		t.Error("global.fluentBit.logDir (removed with the volume mode) is still accepted")
-	}
-	for _, v := range listAt(d, "spec.template.spec.volumes") {
-		if str(v, "name") == "fluent-bit-config" && str(v, "configMap.name") != "my-fluent-bit" {
-			t.Errorf("fluent-bit-config volume = %v, want my-fluent-bit", v)
-		}
-	}
 }
 
 func TestHelmTestPod(t *testing.T) {

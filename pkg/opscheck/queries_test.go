@@ -151,11 +151,12 @@ type dashboard struct {
 }
 
 type panel struct {
-	ID         int            `json:"id"`
-	Type       string         `json:"type"`
-	Title      string         `json:"title"`
-	Datasource *datasourceRef `json:"datasource"`
-	GridPos    *struct {
+	ID          int            `json:"id"`
+	Type        string         `json:"type"`
+	Title       string         `json:"title"`
+	Description string         `json:"description"`
+	Datasource  *datasourceRef `json:"datasource"`
+	GridPos     *struct {
 		H, W, X, Y int
 	} `json:"gridPos"`
 	Targets []struct {

@@ -281,12 +281,58 @@ OTel collector when tracing is on). Root context.
 {{- end -}}
 
 {{/*
-Fluent Bit sidecar container: tails the application container's log files
-that the kubelet writes under /var/log/pods (the binaries log to stdout
-only). dict: ctx, component, container (the application container's name)
+Fluent Bit sidecar (global.fluentBit), in one of two modes (source):
+
+- file (default): the application also writes its JSON log to
+  /var/log/rickmorty/<component>.log (LOG_FILE, bounded by
+  LOG_FILE_MAX_BYTES) on an emptyDir shared with the sidecar, which tails it
+  as the pod's non-root user. Meets the "restricted" Pod Security Standard.
+- pods: the sidecar tails this container's files that the kubelet writes
+  under the node's /var/log/pods, through a hostPath, as root (those files
+  are root's). Needs a namespace that admits privileged pods.
+*/}}
+
+{{/* Directory of the shared log volume in both containers (source: file). */}}
+{{- define "rickmorty.fluentBit.logDir" -}}
+/var/log/rickmorty
+{{- end -}}
+
+{{/* "true" when the sidecar is on in file mode. Root context. */}}
+{{- define "rickmorty.fluentBit.fileMode" -}}
+{{- $fb := .Values.global.fluentBit -}}
+{{- if and $fb.enabled (eq (toString $fb.source) "file") -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+env entries of the application container for the sidecar's file mode:
+LOG_FILE and LOG_FILE_MAX_BYTES. dict: ctx, component
+*/}}
+{{- define "rickmorty.fluentBit.appEnv" -}}
+{{- if include "rickmorty.fluentBit.fileMode" .ctx }}
+- name: LOG_FILE
+  value: {{ printf "%s/%s.log" (include "rickmorty.fluentBit.logDir" .ctx) .component | quote }}
+- name: LOG_FILE_MAX_BYTES
+  value: {{ .ctx.Values.global.fluentBit.file.maxBytes | int64 | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* volumeMounts of the application container for the file mode. Root context. */}}
+{{- define "rickmorty.fluentBit.appVolumeMounts" -}}
+{{- if include "rickmorty.fluentBit.fileMode" . }}
+- name: logs
+  mountPath: {{ include "rickmorty.fluentBit.logDir" . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Fluent Bit sidecar container. dict: ctx, component, container (the
+application container's name)
 */}}
 {{- define "rickmorty.fluentBit.container" -}}
 {{- $fb := .ctx.Values.global.fluentBit -}}
+{{- $file := eq (toString $fb.source) "file" -}}
 - name: fluent-bit
   image: {{ include "rickmorty.externalImage" $fb.image | quote }}
   imagePullPolicy: {{ $fb.image.pullPolicy }}
@@ -309,15 +355,32 @@ only). dict: ctx, component, container (the application container's name)
         fieldRef:
           fieldPath: metadata.uid
     - name: LOG_PATH
+      {{- if $file }}
+      value: {{ printf "%s/%s.log" (include "rickmorty.fluentBit.logDir" .ctx) .component | quote }}
+      {{- else }}
       value: {{ printf "/var/log/pods/$(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)/%s/*.log" .container | quote }}
+      {{- end }}
   resources:
     {{- toYaml $fb.resources | nindent 4 }}
   securityContext:
     {{- if $fb.securityContext }}
     {{- toYaml $fb.securityContext | nindent 4 }}
+    {{- else if $file }}
+    # The pod's own non-root user: it reads the log file (mode 0640, the
+    # pod's group) and writes only its position database.
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    capabilities:
+      drop: [ALL]
+    seccompProfile:
+      type: RuntimeDefault
     {{- else }}
-    # kubelet's log files are readable by root only; uid 0 without any
-    # capability can read them and do little else.
+    # PRIVILEGED NAMESPACE ONLY: kubelet's log files are readable by root
+    # only; uid 0 without any capability can read them and do little else,
+    # but Pod Security "restricted" refuses it (and "baseline" the hostPath).
     allowPrivilegeEscalation: false
     readOnlyRootFilesystem: true
     runAsNonRoot: false
@@ -332,21 +395,43 @@ only). dict: ctx, component, container (the application container's name)
     - name: fluent-bit-config
       mountPath: /fluent-bit/etc/rickmorty
       readOnly: true
+    {{- if $file }}
+    - name: logs
+      mountPath: {{ include "rickmorty.fluentBit.logDir" .ctx }}
+      readOnly: true
+    - name: fluent-bit-state
+      mountPath: /fluent-bit/state
+    {{- else }}
     - name: pod-logs
       mountPath: /var/log/pods
       readOnly: true
+    {{- end }}
 {{- end -}}
 
-{{/* Volumes of the Fluent Bit sidecar. Root context. */}}
+{{/* Volumes of the Fluent Bit sidecar (and, in file mode, of the application's log file). Root context. */}}
 {{- define "rickmorty.fluentBit.volumes" -}}
 {{- $fb := .Values.global.fluentBit -}}
 - name: fluent-bit-config
   configMap:
     name: {{ $fb.configMapName | default (include "rickmorty.componentName" (dict "ctx" . "component" "fluent-bit")) | quote }}
+{{- if eq (toString $fb.source) "file" }}
+# The application's log file and its one rotated predecessor (at most
+# 2 x file.maxBytes), plus one the sidecar may still hold open.
+- name: logs
+  emptyDir:
+    sizeLimit: {{ $fb.file.sizeLimit | quote }}
+# The sidecar's tail position database: a restarted sidecar resumes where
+# it stopped instead of shipping the file again.
+- name: fluent-bit-state
+  emptyDir:
+    sizeLimit: 16Mi
+{{- else }}
+# PRIVILEGED NAMESPACE ONLY (see global.fluentBit.source).
 - name: pod-logs
   hostPath:
     path: /var/log/pods
     type: Directory
+{{- end }}
 {{- end -}}
 
 {{/* Pod-level fields shared by every pod of a component. dict: ctx, values (component block) */}}
