@@ -15,7 +15,7 @@ CONC=${CONC:-16}
 ROWS=${ROWS:-100}
 DB=rm_bench_$$
 # Loopback only: TLS would cost the API and pgbench alike; both use this URL.
-DB_URL=${ADMIN_URL%/*}/$DB?sslmode=${SSLMODE:-disable}
+DB_URL="${ADMIN_URL%/*}/$DB?sslmode=${SSLMODE:-disable}"
 WORK=$(mktemp -d)
 PIDS=()
 
@@ -37,9 +37,12 @@ go build -o "$WORK/bench" ./bench/api
 
 echo "== seeding $ROWS characters into $DB"
 psql -q "$ADMIN_URL" -c "CREATE DATABASE $DB"
-# The schema as golang-migrate would leave it.
-psql -q "$DB_URL" -f db/migrations/0001_init.up.sql \
-	-c "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL); INSERT INTO schema_migrations VALUES (1, false);"
+# The schema as golang-migrate would leave it: every up migration in order,
+# the last one's number recorded.
+MIGRATIONS=(db/migrations/*.up.sql)
+for f in "${MIGRATIONS[@]}"; do psql -q -v ON_ERROR_STOP=1 "$DB_URL" -f "$f"; done
+LAST=${MIGRATIONS[-1]##*/}
+psql -q "$DB_URL" -c "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL); INSERT INTO schema_migrations VALUES (${LAST%%_*}, false);"
 psql -q "$DB_URL" -c "
 INSERT INTO characters (id, name, status, species, type, gender, origin_name, origin_url, location_name,
 	location_url, image, episode, url, created)
@@ -56,7 +59,7 @@ ANALYZE;"
 
 start_api() { # port, extra env...
 	local port=$1; shift
-	env DATABASE_URL="$DB_URL" HTTP_ADDR=127.0.0.1:$port DB_MAX_CONNS=$CONC SHUTDOWN_DRAIN_DELAY=0s "$@" \
+	env DATABASE_URL="$DB_URL" HTTP_ADDR="127.0.0.1:$port" DB_MAX_CONNS="$CONC" SHUTDOWN_DRAIN_DELAY=0s "$@" \
 		"$WORK/api" >"$WORK/api-$port.log" 2>&1 &
 	PIDS+=($!)
 	LAST_PID=$!
