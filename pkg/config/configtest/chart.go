@@ -41,8 +41,8 @@ func CheckChart(t *testing.T, settings []config.Setting, container string, value
 		}
 		bounded = append(bounded, v)
 		checkSchemaBounds(t, v, s)
-		low = append(low, "--set-json", v.Path+"="+jsonValue(s, s.Min, 0))
-		high = append(high, "--set-json", v.Path+"="+jsonValue(s, s.Max, 0))
+		low = append(low, "--set-json", v.Path+"="+jsonValue(s.Min, 0))
+		high = append(high, "--set-json", v.Path+"="+jsonValue(s.Max, 0))
 	}
 	for i, args := range [][]string{low, high} {
 		out, err := Helm(t, args...)
@@ -65,14 +65,14 @@ func CheckChart(t *testing.T, settings []config.Setting, container string, value
 				bound = s.Max
 			}
 			// 0 may mean "leave the binary's default" to a template.
-			if len(env[v.Env]) == 0 && jsonValue(s, bound, 0) != "0" {
+			if len(env[v.Env]) == 0 && jsonValue(bound, 0) != "0" {
 				t.Errorf("chart does not pass %s to %s", v.Path, v.Env)
 			}
 		}
 	}
 	for _, v := range bounded {
 		s := byName[v.Env]
-		for _, set := range []string{jsonValue(s, s.Min, -1), jsonValue(s, s.Max, +1)} {
+		for _, set := range []string{jsonValue(s.Min, -1), jsonValue(s.Max, +1)} {
 			out, err := Helm(t, "--set-json", v.Path+"="+set)
 			if err != nil {
 				continue
@@ -87,7 +87,7 @@ func CheckChart(t *testing.T, settings []config.Setting, container string, value
 // jsonValue is bound (a declaration's Min or Max) moved by step (-1 below,
 // +1 above, 0 as is) as a JSON value for --set-json: a quoted duration
 // (moved by a millisecond), or a number (moved by 1).
-func jsonValue(s config.Setting, bound string, step int) string {
+func jsonValue(bound string, step int) string {
 	if d, err := time.ParseDuration(bound); err == nil && !isNumber(bound) {
 		return strconv.Quote((d + time.Duration(step)*time.Millisecond).String())
 	}

@@ -106,13 +106,13 @@ func CheckREADME(t *testing.T, heading string, settings []config.Setting) {
 			t.Errorf("README %s: %s default %q, want (required)", heading, s.Name, r.Default)
 		case !s.Required && s.Default == "" && !strings.HasPrefix(r.Default, "("):
 			t.Errorf("README %s: %s default %q, want a parenthesis: it has none", heading, s.Name, r.Default)
-		case s.Default != "" && (m == nil || m[1] != s.Default):
+		case s.Default != "" && (len(m) < 2 || m[1] != s.Default):
 			t.Errorf("README %s: %s default %q, want `%s`", heading, s.Name, r.Default, s.Default)
 		}
-		if m := rangeText.FindStringSubmatch(r.Meaning); m != nil && (m[1] != s.Min || m[2] != s.Max) {
+		if m := rangeText.FindStringSubmatch(r.Meaning); len(m) == 3 && (m[1] != s.Min || m[2] != s.Max) {
 			t.Errorf("README %s: %s states the range %s-%s, the binary enforces %s-%s", heading, s.Name, m[1], m[2], s.Min, s.Max)
 		}
-		if m := minText.FindStringSubmatch(r.Meaning); m != nil && m[1] != s.Min {
+		if m := minText.FindStringSubmatch(r.Meaning); len(m) == 2 && m[1] != s.Min {
 			t.Errorf("README %s: %s states the minimum %s, the binary enforces %s", heading, s.Name, m[1], s.Min)
 		}
 	}
@@ -136,7 +136,7 @@ func Helm(t *testing.T, args ...string) ([]byte, error) {
 		}
 	}
 	full := append([]string{"template", "rickmorty", filepath.Join(root, "charts", "rickmorty"), "--namespace", "rickmorty"}, args...)
-	cmd := exec.Command(helm, full...)
+	cmd := exec.CommandContext(t.Context(), helm, full...) //nolint:gosec // helm from $HELM, ./bin or PATH, as in pkg/charttest; test support only
 	cmd.Env = append(os.Environ(), "KUBECONFIG=/dev/null")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -163,7 +163,7 @@ func ChartValues(t *testing.T, prefix string, files ...string) []ChartValue {
 	t.Helper()
 	var out []ChartValue
 	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(RepoRoot(t), "charts", "rickmorty", f))
+		b, err := os.ReadFile(filepath.Join(RepoRoot(t), "charts", "rickmorty", f)) //nolint:gosec // a chart file named by the test
 		if err != nil {
 			t.Fatal(err)
 		}
