@@ -266,7 +266,7 @@ func converge(args []string) error {
 			}
 		})
 	}
-	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...) //nolint:gosec // the benchmark's own ingest command
+	cmd := exec.CommandContext(context.Background(), fs.Arg(0), fs.Args()[1:]...) //nolint:gosec // the benchmark's own ingest command
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	start := time.Now()
 	runErr := cmd.Run()

@@ -26,6 +26,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 {
+		os.Exit(command(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	err := run(ctx, os.Getenv, os.Stdout)
 	stop()
@@ -33,6 +36,28 @@ func main() {
 		fmt.Fprintln(os.Stderr, "api:", err)
 		os.Exit(1)
 	}
+}
+
+const usage = `usage: api [config]
+
+Without arguments, serves the API. ` + "`api config`" + ` (or --help) lists the
+settings it reads from the environment:
+
+`
+
+// command handles the command line: only the settings listing.
+func command(args []string, stdout, stderr io.Writer) int {
+	switch args[0] {
+	case "config", "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		if err := config.WriteTable(stdout, settings(&Config{}), nil); err != nil {
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "api: unknown argument %q\n\n%s", args[0], usage)
+	_ = config.WriteTable(stderr, settings(&Config{}), nil)
+	return 2
 }
 
 // Config is everything the API reads from the environment.
@@ -48,7 +73,8 @@ type Config struct {
 	RateLimitRPS    float64
 	RateLimitBurst  int
 	RateMaxClients  int
-	TrustedProxies  []netip.Prefix
+	TrustedProxies  []netip.Prefix // parsed from trustedProxies
+	trustedProxies  string
 	RequestTimeout  time.Duration
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
@@ -56,39 +82,78 @@ type Config struct {
 	LogFile         telemetry.LogFileConfig
 }
 
-func loadConfig(getenv func(string) string) (Config, error) {
-	r := config.NewReader(getenv)
-	c := Config{
-		DatabaseURL:     r.DatabaseURL("DATABASE_URL"),
-		DatabaseReadURL: r.OptionalDatabaseURL("DATABASE_READ_URL"),
-		HTTPAddr:        r.Addr("HTTP_ADDR", ":8080"),
-		LogLevel:        r.LogLevel("LOG_LEVEL", slog.LevelInfo),
-		DBMaxConns:      r.Int("DB_MAX_CONNS", 8, 1, 1000),
-		CacheTTL:        r.Duration("CACHE_TTL", 5*time.Minute, 0, 24*time.Hour),
-		CacheMaxEntries: r.Int("CACHE_MAX_ENTRIES", 10_000, 1, 10_000_000),
-		CacheMaxBytes:   int64(r.Int("CACHE_MAX_BYTES", 32<<20, 1<<20, 1<<40)),
-		RateLimitRPS:    r.Float("RATE_LIMIT_RPS", 0, 0, 1e9),
-		RateLimitBurst:  r.Int("RATE_LIMIT_BURST", 20, 1, 1_000_000),
-		RateMaxClients:  r.Int("RATE_LIMIT_MAX_CLIENTS", 100_000, 1, 10_000_000),
-		RequestTimeout:  r.Duration("REQUEST_TIMEOUT", 5*time.Second, 10*time.Millisecond, 5*time.Minute),
-		DrainDelay:      r.Duration("SHUTDOWN_DRAIN_DELAY", 5*time.Second, 0, 5*time.Minute),
-		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second, 10*time.Minute),
-		MaxRefreshAge:   r.Duration("HEALTH_MAX_REFRESH_AGE", 0, 0, 365*24*time.Hour),
-		LogFile:         telemetry.ReadLogFileConfig(r),
+// settings declares every variable of the API once, bound to c's fields:
+// loadConfig, the start-up log, `api config` and the drift tests of the
+// README and the chart all derive from it.
+func settings(c *Config) []config.Setting {
+	return []config.Setting{
+		{Name: "DATABASE_URL", Kind: config.DatabaseURL, Required: true, Secret: true, Dest: &c.DatabaseURL,
+			Usage: "Postgres URL of a SELECT-only role on the primary, reached directly"},
+		{Name: "DATABASE_READ_URL", Kind: config.DatabaseURL, Secret: true, Dest: &c.DatabaseReadURL,
+			Usage: "where list and item reads go (a hot standby, or a pooler); unset: DATABASE_URL"},
+		{Name: "HTTP_ADDR", Kind: config.Addr, Default: ":8080", Dest: &c.HTTPAddr,
+			Usage: "listen address (all routes, /metrics included)"},
+		{Name: "LOG_LEVEL", Default: "info", Dest: &c.LogLevel,
+			Usage: "debug (adds access logs), info, warn or error"},
+		{Name: "DB_MAX_CONNS", Default: "8", Min: "1", Max: "1000", Dest: &c.DBMaxConns,
+			Usage: "connection pool size (each of the primary and read pools)"},
+		{Name: "CACHE_TTL", Default: "5m", Min: "0s", Max: "24h", Dest: &c.CacheTTL,
+			Usage: "response cache lifetime; 0 turns the cache off"},
+		{Name: "CACHE_MAX_ENTRIES", Default: "10000", Min: "1", Max: "10000000", Dest: &c.CacheMaxEntries,
+			Usage: "hard bound on cached responses"},
+		{Name: "CACHE_MAX_BYTES", Default: "33554432", Min: "1048576", Max: "1099511627776", Dest: &c.CacheMaxBytes,
+			Usage: "hard bound on the cached responses' bytes (32 MiB; 1 MiB - 1 TiB)"},
+		{Name: "RATE_LIMIT_RPS", Default: "0", Min: "0", Max: "1e9", Dest: &c.RateLimitRPS,
+			Usage: "requests per second allowed per client IP; 0 is off"},
+		{Name: "RATE_LIMIT_BURST", Default: "20", Min: "1", Max: "1000000", Dest: &c.RateLimitBurst,
+			Usage: "burst per client IP"},
+		{Name: "RATE_LIMIT_MAX_CLIENTS", Default: "100000", Min: "1", Max: "10000000", Dest: &c.RateMaxClients,
+			Usage: "memory bound on tracked client IPs"},
+		{Name: "TRUSTED_PROXIES", Check: checkProxies, Dest: &c.trustedProxies,
+			Usage: "comma-separated IPs/CIDRs whose X-Forwarded-For is believed"},
+		{Name: "REQUEST_TIMEOUT", Default: "5s", Min: "10ms", Max: "5m", Dest: &c.RequestTimeout,
+			Usage: "limit on database work per request; exceeded answers 503"},
+		{Name: "SHUTDOWN_DRAIN_DELAY", Default: "5s", Min: "0s", Max: "5m", Dest: &c.DrainDelay,
+			Usage: "how long /readyz fails before the server stops accepting"},
+		{Name: "SHUTDOWN_TIMEOUT", Default: "15s", Min: "1s", Max: "10m", Dest: &c.ShutdownTimeout,
+			Usage: "time allowed for in-flight requests to finish"},
+		{Name: "HEALTH_MAX_REFRESH_AGE", Default: "0", Min: "0s", Max: "8760h", Dest: &c.MaxRefreshAge,
+			Usage: "/healthcheck is degraded when the last successful ingest is older; 0 is off"},
+		{Name: "LOG_FILE", Dest: &c.LogFile.Path,
+			Usage: "also write the JSON log to this file (for a log-shipping sidecar); unset: stdout only"},
+		{Name: "LOG_FILE_MAX_BYTES", Default: "10485760", Min: "65536", Max: "1073741824", Dest: &c.LogFile.MaxBytes,
+			Usage: "LOG_FILE is rotated to <file>.1 before it would pass this size"},
 	}
-	proxies := r.String("TRUSTED_PROXIES", "")
-	for item := range strings.SplitSeq(proxies, ",") {
+}
+
+func loadConfig(getenv func(string) string) (Config, error) {
+	var c Config
+	r := config.NewReader(getenv)
+	r.Load(settings(&c))
+	c.TrustedProxies, _ = parseProxies(c.trustedProxies)
+	return c, r.Err()
+}
+
+// parseProxies parses TRUSTED_PROXIES, skipping empty items.
+func parseProxies(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for item := range strings.SplitSeq(list, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
 		}
 		p, err := parsePrefix(item)
-		r.Check(err == nil, "TRUSTED_PROXIES", "%q is not an IP address or CIDR", item)
-		if err == nil {
-			c.TrustedProxies = append(c.TrustedProxies, p)
+		if err != nil {
+			return out, fmt.Errorf("%q is not an IP address or CIDR", item)
 		}
+		out = append(out, p)
 	}
-	return c, r.Err()
+	return out, nil
+}
+
+func checkProxies(list string) error {
+	_, err := parseProxies(list)
+	return err
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {
@@ -104,33 +169,8 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// LogValue logs the configuration with the database password masked.
-func (c Config) LogValue() slog.Value {
-	proxies := make([]string, len(c.TrustedProxies))
-	for i, p := range c.TrustedProxies {
-		proxies[i] = p.String()
-	}
-	return slog.GroupValue(
-		slog.String("DATABASE_URL", config.MaskURL(c.DatabaseURL)),
-		slog.String("DATABASE_READ_URL", config.MaskURL(c.DatabaseReadURL)),
-		slog.String("HTTP_ADDR", c.HTTPAddr),
-		slog.String("LOG_LEVEL", c.LogLevel.String()),
-		slog.Int("DB_MAX_CONNS", c.DBMaxConns),
-		slog.String("CACHE_TTL", c.CacheTTL.String()),
-		slog.Int("CACHE_MAX_ENTRIES", c.CacheMaxEntries),
-		slog.Int64("CACHE_MAX_BYTES", c.CacheMaxBytes),
-		slog.Float64("RATE_LIMIT_RPS", c.RateLimitRPS),
-		slog.Int("RATE_LIMIT_BURST", c.RateLimitBurst),
-		slog.Int("RATE_LIMIT_MAX_CLIENTS", c.RateMaxClients),
-		slog.String("TRUSTED_PROXIES", strings.Join(proxies, ",")),
-		slog.String("REQUEST_TIMEOUT", c.RequestTimeout.String()),
-		slog.String("SHUTDOWN_DRAIN_DELAY", c.DrainDelay.String()),
-		slog.String("SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()),
-		slog.String("HEALTH_MAX_REFRESH_AGE", c.MaxRefreshAge.String()),
-		slog.String("LOG_FILE", c.LogFile.Path),
-		slog.Int64("LOG_FILE_MAX_BYTES", c.LogFile.MaxBytes),
-	)
-}
+// LogValue logs the configuration with the database passwords masked.
+func (c Config) LogValue() slog.Value { return config.LogValue(settings(&c)) }
 
 // run serves until ctx ends (SIGTERM), then drains and shuts down.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {

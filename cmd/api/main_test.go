@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rickmorty/rickmorty/pkg/character"
+	"github.com/rickmorty/rickmorty/pkg/config"
 	"github.com/rickmorty/rickmorty/pkg/httpapi/apitest"
 	"github.com/rickmorty/rickmorty/pkg/pgtest"
 )
@@ -490,4 +491,28 @@ func mustParse(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+func TestConfigListsEverySetting(t *testing.T) {
+	t.Parallel()
+	if err := config.Validate(settings(&Config{})); err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range []string{"config", "--help"} {
+		var out strings.Builder
+		if code := command([]string{arg}, &out, io.Discard); code != 0 {
+			t.Fatalf("api %s: exit code %d", arg, code)
+		}
+		for _, s := range settings(&Config{}) {
+			if !strings.Contains(out.String(), s.Name) || !strings.Contains(out.String(), s.Usage) {
+				t.Errorf("api %s does not list %s", arg, s.Name)
+			}
+		}
+		if !strings.Contains(out.String(), "0s - 24h") {
+			t.Errorf("api %s does not show CACHE_TTL's range:\n%s", arg, out.String())
+		}
+	}
+	if code := command([]string{"serve-now"}, io.Discard, io.Discard); code != 2 {
+		t.Errorf("api serve-now: exit code %d, want 2", code)
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rickmorty/rickmorty/db"
+	"github.com/rickmorty/rickmorty/pkg/config"
 	"github.com/rickmorty/rickmorty/pkg/ingest"
 	"github.com/rickmorty/rickmorty/pkg/postgres"
 	"github.com/rickmorty/rickmorty/pkg/telemetry"
@@ -50,9 +51,12 @@ commands:
   once [--force]   run one ingest and exit: 0 done, 1 failed, 3 another ingest
                    holds the lock; --force skips the mass-delete guard
   migrate          apply the database migrations and exit
+  config           list the settings read from the environment, with their
+                   defaults, ranges and the commands that read them
   version          print the version and exit
 
-Configuration comes from the environment; see the README.
+Each command reads and validates only the settings it uses; see
+` + "`ingester config`" + ` and the README.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -67,8 +71,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	case "serve", "once", "migrate":
-	default:
+	case "config":
+		if err := config.WriteTable(stdout, settings(&Config{}), usedBy); err != nil {
+			return exitFailed
+		}
+		return exitOK
+	}
+	if _, ok := scopesOf(cmd); !ok {
 		fmt.Fprintf(stderr, "ingester: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
 	}
@@ -87,7 +96,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitUsage
 	}
 
-	cfg, err := loadConfig(getenv)
+	scopes, _ := scopesOf(cmd)
+	cfg, err := loadConfig(getenv, scopes)
 	if err != nil {
 		fmt.Fprintf(stderr, "ingester: invalid configuration:\n%v\n", err)
 		return exitUsage
@@ -99,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer closeLog()
 	log := telemetry.NewLogger(logOut, cfg.LogLevel, "ingester")
-	log.Info("starting", append([]any{"command", cmd, "version", telemetry.Version, "commit", telemetry.Commit}, cfg.logAttrs()...)...)
+	log.Info("starting", "command", cmd, "version", telemetry.Version, "commit", telemetry.Commit, "config", config.LogValue(config.InScope(settings(&cfg), scopes...)))
 
 	if cmd == "migrate" {
 		return migrate(cfg, stdout, stderr)

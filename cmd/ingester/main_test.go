@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rickmorty/rickmorty/db"
+	"github.com/rickmorty/rickmorty/pkg/config"
 	"github.com/rickmorty/rickmorty/pkg/pgtest"
 	"github.com/rickmorty/rickmorty/pkg/postgres"
 	"github.com/rickmorty/rickmorty/pkg/upstream/fake"
@@ -126,23 +127,87 @@ func TestMigrateIsIdempotent(t *testing.T) {
 
 func TestConfigurationErrorsNameTheVariable(t *testing.T) {
 	tests := []struct {
+		cmd  string
 		env  map[string]string
 		want string
 	}{
-		{map[string]string{}, "DATABASE_URL is required"},
-		{map[string]string{"DATABASE_URL": "postgres://x/y", "INGEST_SCHEDULE": "every five minutes"}, "INGEST_SCHEDULE"},
-		{map[string]string{"DATABASE_URL": "postgres://x/y", "UPSTREAM_URL": "rickandmortyapi.com"}, "UPSTREAM_URL"},
-		{map[string]string{"DATABASE_URL": "postgres://x/y", "UPSTREAM_CONCURRENCY": "0"}, "UPSTREAM_CONCURRENCY"},
-		{map[string]string{"DATABASE_URL": "postgres://x/y", "UPSTREAM_TIMEOUT": "10"}, "UPSTREAM_TIMEOUT"},
-		{map[string]string{"DATABASE_URL": "postgres://x/y", "INGEST_MAX_DELETE_RATIO": "2"}, "INGEST_MAX_DELETE_RATIO"},
-		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_LEVEL": "chatty"}, "LOG_LEVEL"},
-		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_FILE_MAX_BYTES": "1"}, "LOG_FILE_MAX_BYTES"},
-		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_FILE": "/dev/null/ingester.log"}, "LOG_FILE"},
+		{"once", map[string]string{}, "DATABASE_URL is required"},
+		{"migrate", map[string]string{}, "DATABASE_URL is required"},
+		{"serve", map[string]string{"DATABASE_URL": "postgres://x/y", "INGEST_SCHEDULE": "every five minutes"}, "INGEST_SCHEDULE"},
+		{"once", map[string]string{"DATABASE_URL": "postgres://x/y", "UPSTREAM_URL": "rickandmortyapi.com"}, "UPSTREAM_URL"},
+		{"once", map[string]string{"DATABASE_URL": "postgres://x/y", "UPSTREAM_CONCURRENCY": "0"}, "UPSTREAM_CONCURRENCY"},
+		{"once", map[string]string{"DATABASE_URL": "postgres://x/y", "UPSTREAM_TIMEOUT": "10"}, "UPSTREAM_TIMEOUT"},
+		{"once", map[string]string{"DATABASE_URL": "postgres://x/y", "INGEST_MAX_DELETE_RATIO": "2"}, "INGEST_MAX_DELETE_RATIO"},
+		{"migrate", map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_LEVEL": "chatty"}, "LOG_LEVEL"},
+		{"migrate", map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_FILE_MAX_BYTES": "1"}, "LOG_FILE_MAX_BYTES"},
+		{"migrate", map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_FILE": "/dev/null/ingester.log"}, "LOG_FILE"},
 	}
 	for _, tt := range tests {
-		code, _, stderr := runCmd(t, context.Background(), tt.env, "once")
+		code, _, stderr := runCmd(t, context.Background(), tt.env, tt.cmd)
 		if code != exitUsage || !strings.Contains(stderr, tt.want) {
-			t.Errorf("env %v: code %d, stderr %q; want %d naming %s", tt.env, code, stderr, exitUsage, tt.want)
+			t.Errorf("%s with %v: code %d, stderr %q; want %d naming %s", tt.cmd, tt.env, code, stderr, exitUsage, tt.want)
+		}
+	}
+}
+
+// A command validates only the settings it reads: a serve-only setting the
+// binary refuses must not fail the migration hook (or a manual once).
+func TestCommandsValidateOnlyTheSettingsTheyUse(t *testing.T) {
+	serveOnly := map[string]string{"INGEST_SCHEDULE": "61 * * * *", "METRICS_ADDR": "nowhere", "INGEST_RETRY_MIN": "2h"}
+	ingestOnly := map[string]string{"UPSTREAM_TIMEOUT": "50ms", "UPSTREAM_RETRIES": "99", "DB_MAX_CONNS": "1"}
+	for name, value := range serveOnly {
+		if code, _, stderr := runCmd(t, context.Background(), map[string]string{"DATABASE_URL": "postgres://x/y", name: value}, "serve"); code != exitUsage || !strings.Contains(stderr, name+"=") && !strings.Contains(stderr, name+":") {
+			t.Errorf("serve with %s=%q: code %d, stderr %q; want %d naming it", name, value, code, stderr, exitUsage)
+		}
+	}
+	for name, value := range ingestOnly {
+		for _, cmd := range []string{"serve", "once"} {
+			if code, _, stderr := runCmd(t, context.Background(), map[string]string{"DATABASE_URL": "postgres://x/y", name: value}, cmd); code != exitUsage || !strings.Contains(stderr, name+"=") {
+				t.Errorf("%s with %s=%q: code %d, stderr %q; want %d naming it", cmd, name, value, code, stderr, exitUsage)
+			}
+		}
+	}
+
+	env := map[string]string{"DATABASE_URL": pgtest.NewEmpty(t), "UPSTREAM_TIMEOUT": "10m"}
+	for k, v := range serveOnly {
+		env[k] = v
+	}
+	for k, v := range ingestOnly {
+		env[k] = v
+	}
+	if code, stdout, stderr := runCmd(t, context.Background(), env, "migrate"); code != exitOK || !strings.HasPrefix(stdout, "migrate ok") {
+		t.Errorf("migrate with bad serve and ingest settings: code %d, stdout %q, stderr %s", code, stdout, stderr)
+	}
+
+	_, url := fakeUpstream(t)
+	env = map[string]string{"DATABASE_URL": pgtest.New(t), "UPSTREAM_URL": url, "LOG_LEVEL": "warn"}
+	for k, v := range serveOnly {
+		env[k] = v
+	}
+	if code, stdout, stderr := runCmd(t, context.Background(), env, "once"); code != exitOK || !strings.HasPrefix(stdout, "ingest ok") {
+		t.Errorf("once with bad serve-only settings: code %d, stdout %q, stderr %s", code, stdout, stderr)
+	}
+}
+
+func TestConfigListsEverySettingWithItsCommands(t *testing.T) {
+	code, stdout, _ := runCmd(t, context.Background(), nil, "config")
+	if code != exitOK {
+		t.Fatalf("ingester config: exit code %d", code)
+	}
+	for _, s := range settings(&Config{}) {
+		line := ""
+		for l := range strings.Lines(stdout) {
+			if strings.HasPrefix(l, s.Name+" ") {
+				line = l
+			}
+		}
+		if line == "" || !strings.Contains(line, s.DefaultText()) || !strings.Contains(line, s.Range()) || !strings.Contains(line, s.Usage) || !strings.Contains(line, usedBy(s)) {
+			t.Errorf("ingester config: line of %s = %q", s.Name, line)
+		}
+	}
+	for _, want := range []string{"UPSTREAM_TIMEOUT", "100ms - 5m", "serve,once", "INGEST_SCHEDULE"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("ingester config does not list %q:\n%s", want, stdout)
 		}
 	}
 }
@@ -162,7 +227,7 @@ func TestLogFileHoldsTheSameJSONLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := string(b)
-	if !strings.Contains(got, `"msg":"starting"`) || !strings.Contains(got, `"component":"ingester"`) || !strings.Contains(got, `"log_file":"`+path+`"`) {
+	if !strings.Contains(got, `"msg":"starting"`) || !strings.Contains(got, `"component":"ingester"`) || !strings.Contains(got, `"LOG_FILE":"`+path+`"`) {
 		t.Errorf("LOG_FILE lacks the starting record:\n%s", got)
 	}
 	if !strings.HasPrefix(stderr, got) {
@@ -334,5 +399,11 @@ func BenchmarkOnce42Pages(b *testing.B) {
 			b.ReportMetric(wall.Seconds(), "wall-s")
 			b.ReportMetric(float64(wall)/float64(limit), "x-limit")
 		})
+	}
+}
+
+func TestSettingsDeclarationsAreValid(t *testing.T) {
+	if err := config.Validate(settings(&Config{})); err != nil {
+		t.Fatal(err)
 	}
 }

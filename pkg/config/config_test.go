@@ -89,3 +89,58 @@ func TestMaskURL(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadFromDeclarations(t *testing.T) {
+	var (
+		n     int
+		d     time.Duration
+		s     string
+		level slog.Level
+	)
+	decl := []Setting{
+		{Name: "N", Default: "3", Min: "1", Max: "10", Dest: &n},
+		{Name: "D", Default: "5m", Min: "1s", Max: "1h", Scope: "serve", Dest: &d},
+		{Name: "S", Kind: DatabaseURL, Required: true, Secret: true, Dest: &s},
+		{Name: "L", Default: "info", Dest: &level},
+	}
+	if err := Validate(decl); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(env(map[string]string{"N": "11", "D": "2h", "S": "postgres://u:pw@h/db"}))
+	r.Load(decl)
+	if err := r.Err(); err == nil || err.Error() != `N="11": must be between 1 and 10` {
+		t.Errorf("Load out of scope D: err = %v, want only N's bound named", err)
+	}
+	if n != 3 || d != 5*time.Minute || level != slog.LevelInfo {
+		t.Errorf("values = %d %s %s, want the defaults", n, d, level)
+	}
+	r = NewReader(env(map[string]string{"D": "2h", "S": "postgres://u:pw@h/db"}))
+	r.Load(decl, "serve")
+	if err := r.Err(); err == nil || err.Error() != `D="2h": must be between 1s and 1h0m0s` {
+		t.Errorf("Load in scope: err = %v", err)
+	}
+	if got := len(InScope(decl)); got != 3 {
+		t.Errorf("InScope() has %d settings, want 3", got)
+	}
+	if logged := LogValue(decl).String(); strings.Contains(logged, "pw@") || !strings.Contains(logged, "N=3") {
+		t.Errorf("LogValue = %s", logged)
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, decl, nil); err != nil || !strings.Contains(b.String(), "1s - 1h") || !strings.Contains(b.String(), "(required)") {
+		t.Errorf("WriteTable = %q, %v", b.String(), err)
+	}
+}
+
+func TestValidateRefusesBadDeclarations(t *testing.T) {
+	var n int
+	for _, decl := range [][]Setting{
+		{{Name: "N", Default: "x", Min: "1", Max: "2", Dest: &n}},
+		{{Name: "N", Default: "5", Min: "1", Max: "2", Dest: &n}},
+		{{Name: "N", Default: "1", Min: "1", Max: "2", Dest: &n}, {Name: "N", Default: "1", Min: "1", Max: "2", Dest: &n}},
+		{{Name: "N", Default: "1", Dest: new(bool)}},
+	} {
+		if err := Validate(decl); err == nil {
+			t.Errorf("Validate(%+v) = nil", decl)
+		}
+	}
+}

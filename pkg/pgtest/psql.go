@@ -15,7 +15,7 @@ import (
 // It returns the first failure, for tests that expect one.
 func ApplyPSQL(t testing.TB, databaseURL, path string, vars map[string]string) error {
 	t.Helper()
-	script, err := os.ReadFile(path) //nolint:gosec // the test's own script
+	script, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}

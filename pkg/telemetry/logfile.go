@@ -7,16 +7,12 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-
-	"github.com/rickmorty/rickmorty/pkg/config"
 )
 
-// Bounds and default of LOG_FILE_MAX_BYTES.
-const (
-	DefaultLogFileMaxBytes = 10 << 20 // 10 MiB
-	minLogFileMaxBytes     = 64 << 10
-	maxLogFileMaxBytes     = 1 << 30
-)
+// DefaultLogFileMaxBytes is LogFileConfig.MaxBytes when unset (the
+// binaries declare LOG_FILE_MAX_BYTES, its default and bounds, with their
+// other settings).
+const DefaultLogFileMaxBytes = 10 << 20 // 10 MiB
 
 // LogFileConfig is the optional copy of the JSON log in a file of bounded
 // size, for a log shipper that tails it (the chart's Fluent Bit sidecar in
@@ -26,15 +22,6 @@ type LogFileConfig struct {
 	Path string
 	// MaxBytes (LOG_FILE_MAX_BYTES) bounds the file: see LogFile.
 	MaxBytes int64
-}
-
-// ReadLogFileConfig reads LOG_FILE and LOG_FILE_MAX_BYTES through r, which
-// records what is wrong with them.
-func ReadLogFileConfig(r *config.Reader) LogFileConfig {
-	return LogFileConfig{
-		Path:     r.String("LOG_FILE", ""),
-		MaxBytes: int64(r.Int("LOG_FILE_MAX_BYTES", DefaultLogFileMaxBytes, minLogFileMaxBytes, maxLogFileMaxBytes)),
-	}
 }
 
 // LogFile is an append-only file that never grows past MaxBytes: before a

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rickmorty/rickmorty/pkg/config"
 	"github.com/rickmorty/rickmorty/pkg/telemetry"
 )
 
@@ -205,27 +204,6 @@ func TestLogOutputRefusesAnUnusablePath(t *testing.T) {
 		_, _, err := telemetry.LogOutput(&bytes.Buffer{}, telemetry.LogFileConfig{Path: path, MaxBytes: 1 << 20}, "api")
 		if err == nil || !strings.Contains(err.Error(), "LOG_FILE=") {
 			t.Errorf("LOG_FILE=%s: err = %v, want a failure naming LOG_FILE", path, err)
-		}
-	}
-}
-
-func TestReadLogFileConfig(t *testing.T) {
-	t.Parallel()
-	read := func(env map[string]string) (telemetry.LogFileConfig, error) {
-		r := config.NewReader(func(k string) string { return env[k] })
-		c := telemetry.ReadLogFileConfig(r)
-		return c, r.Err()
-	}
-	if c, err := read(nil); err != nil || c.Path != "" || c.MaxBytes != telemetry.DefaultLogFileMaxBytes {
-		t.Errorf("defaults: %+v, %v; want no file, %d bytes", c, err, telemetry.DefaultLogFileMaxBytes)
-	}
-	if c, err := read(map[string]string{"LOG_FILE": "/var/log/rickmorty/api.log", "LOG_FILE_MAX_BYTES": "1048576"}); err != nil ||
-		c.Path != "/var/log/rickmorty/api.log" || c.MaxBytes != 1<<20 {
-		t.Errorf("set: %+v, %v", c, err)
-	}
-	for _, bad := range []string{"100", "2147483648", "10MiB"} {
-		if _, err := read(map[string]string{"LOG_FILE_MAX_BYTES": bad}); err == nil || !strings.Contains(err.Error(), "LOG_FILE_MAX_BYTES") {
-			t.Errorf("LOG_FILE_MAX_BYTES=%s: err = %v, want one naming the variable", bad, err)
 		}
 	}
 }

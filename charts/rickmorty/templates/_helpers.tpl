@@ -203,6 +203,55 @@ does not know (exponents, milli-bytes). dict: value, what (for the message)
 {{- end -}}
 
 {{/*
+Nanoseconds of a Go duration ("1h30m", "500ms", "0.5s", "0"), as a float64;
+the schema's pattern has already checked the form.
+*/}}
+{{- define "rickmorty.durationNanos" -}}
+{{- $total := 0.0 -}}
+{{- $mult := dict "ns" 1.0 "us" 1e3 "µs" 1e3 "ms" 1e6 "s" 1e9 "m" 6e10 "h" 3.6e12 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h)" (toString .) -1 -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]*)?" . -}}
+{{- $total = addf $total (mulf (float64 $num) (index $mult (trimPrefix $num .))) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/*
+Fails unless the Go duration at path (a values path, for the message) lies
+in [min, max], the bounds the binary enforces on the variable env. dict:
+value, path, env, min, max
+*/}}
+{{- define "rickmorty.checkDuration" -}}
+{{- $d := include "rickmorty.durationNanos" .value | float64 -}}
+{{- if or (lt $d (include "rickmorty.durationNanos" .min | float64)) (gt $d (include "rickmorty.durationNanos" .max | float64)) -}}
+{{- fail (printf "%s=%q: must be between %s and %s (the binary refuses it in %s)" .path (toString .value) .min .max .env) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Fails unless the five-field cron spec (after an optional TZ=) has every
+number in the range of its field, as the ingester's parser requires
+(minute 0-59, hour 0-23, day of month 1-31, month 1-12, day of week 0-6;
+steps after "/" are not bounded). Descriptors (@every, @hourly...) pass.
+dict: value, path
+*/}}
+{{- define "rickmorty.checkCron" -}}
+{{- $spec := regexReplaceAll "^(CRON_TZ|TZ)=[^ ]+ +" (toString .value) "" | trim -}}
+{{- if not (hasPrefix "@" $spec) -}}
+{{- $bounds := list (list 0 59 "minute") (list 0 23 "hour") (list 1 31 "day of month") (list 1 12 "month") (list 0 6 "day of week") -}}
+{{- $path := .path -}}
+{{- range $i, $field := regexSplit " +" $spec -1 -}}
+{{- $b := index $bounds $i -}}
+{{- range regexFindAll "[0-9]+" (regexReplaceAll "/[0-9]+" $field "") -1 -}}
+{{- if or (lt (atoi .) (index $b 0)) (gt (atoi .) (index $b 1)) -}}
+{{- fail (printf "%s: %s %s is out of range %d-%d (INGEST_SCHEDULE)" $path (index $b 2) . (index $b 0) (index $b 1)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 GOMEMLIMIT of a container: goMemLimit when set, else goMemLimitPercent of
 its memory limit, in whole MiB (e.g. 90% of 256Mi = 230MiB), else (no
 memory limit) nothing. Computed here from the configured value because a
