@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rickmorty/rickmorty/db"
 	"github.com/rickmorty/rickmorty/pkg/pgtest"
 	"github.com/rickmorty/rickmorty/pkg/postgres"
 	"github.com/rickmorty/rickmorty/pkg/upstream/fake"
@@ -115,7 +116,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	dbURL := pgtest.NewEmpty(t)
 	for range 2 {
 		code, stdout, stderr := runCmd(t, context.Background(), map[string]string{"DATABASE_URL": dbURL}, "migrate")
-		if code != exitOK || stdout != "migrate ok: schema version 1\n" {
+		if code != exitOK || stdout != fmt.Sprintf("migrate ok: schema version %d\n", db.SchemaVersion) {
 			t.Fatalf("migrate: code %d, stdout %q, stderr %s", code, stdout, stderr)
 		}
 	}

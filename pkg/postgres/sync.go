@@ -23,6 +23,30 @@ var ErrLocked = errors.New("another ingest is running (advisory lock held)")
 // ErrGuard means the sync would have deleted too much and was refused.
 var ErrGuard = errors.New("mass-delete guard refused the sync")
 
+// The results a run is recorded with in ingest_runs (and counted with in
+// rickmorty_ingest_runs_total, where "locked" adds the runs that never got
+// the lock and so have no row).
+const (
+	ResultRunning   = "running"
+	ResultSuccess   = "success"
+	ResultFailed    = "failed"
+	ResultRefused   = "refused" // the mass-delete guard refused the sync (ErrGuard)
+	ResultAbandoned = "abandoned"
+)
+
+// ResultOf is the result a run that ended with err is recorded with:
+// success (nil), refused (ErrGuard) or failed.
+func ResultOf(err error) string {
+	switch {
+	case err == nil:
+		return ResultSuccess
+	case errors.Is(err, ErrGuard):
+		return ResultRefused
+	default:
+		return ResultFailed
+	}
+}
+
 // Ingests writes the curated set on behalf of the ingester.
 type Ingests struct {
 	pool *pgxpool.Pool
@@ -99,17 +123,18 @@ func (l *Lock) StartRun(ctx context.Context) (int64, error) {
 	return id, nil
 }
 
-// FailRun records why run failed. It uses a fresh connection and context
+// FailRun records why run did not succeed, as ResultOf(cause): refused by
+// the mass-delete guard, or failed. It uses a fresh connection and context
 // because the run's own may be what failed.
 func (s *Ingests) FailRun(run Run, cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := s.pool.Exec(ctx, `
 		UPDATE ingest_runs
-		SET result = 'failed', finished_at = now(), error = $2,
+		SET result = $6, finished_at = now(), error = $2,
 		    pages = $3, fetched = $4, kept = $5
 		WHERE id = $1`,
-		run.ID, cause.Error(), run.Pages, run.Fetched, run.Kept)
+		run.ID, cause.Error(), run.Pages, run.Fetched, run.Kept, ResultOf(cause))
 	if err != nil {
 		return fmt.Errorf("record failed run: %w", err)
 	}
@@ -162,7 +187,7 @@ func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, o
 		FROM characters c`).Scan(&stored, &gone); err != nil {
 		return run, fmt.Errorf("count stored rows: %w", err)
 	}
-	if err := guard(stored, gone, len(chars), opts); err != nil {
+	if err := Guard(stored, gone, len(chars), opts); err != nil {
 		return run, err
 	}
 
@@ -233,7 +258,12 @@ func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, o
 
 const columnList = "id, name, status, species, type, gender, origin_name, origin_url, location_name, location_url, image, episode, url, created"
 
-func guard(stored, gone, incoming int, opts SyncOptions) error {
+// Guard is the mass-delete guard: it refuses (with an error wrapping
+// ErrGuard) a sync that brings incoming characters and so deletes gone of
+// the stored ones when that is more than opts.MaxDeleteRatio of them, or
+// when it brings none while some are stored. Force, or an empty table,
+// accepts anything. Sync applies it; a plan asks it the same question.
+func Guard(stored, gone, incoming int, opts SyncOptions) error {
 	if opts.Force || stored == 0 {
 		return nil
 	}
