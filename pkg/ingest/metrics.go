@@ -5,11 +5,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
+
+	"github.com/rickmorty/rickmorty/pkg/postgres"
 )
 
 // Metrics describe ingests.
 type Metrics struct {
-	Runs        *prometheus.CounterVec   // by result: success, failed, locked
+	Runs        *prometheus.CounterVec   // by result: success, failed, refused, locked
 	Duration    *prometheus.HistogramVec // by result
 	Rows        *prometheus.CounterVec   // by operation: inserted, updated, deleted
 	Stored      prometheus.Gauge
@@ -22,7 +24,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "rickmorty", Subsystem: "ingest", Name: "runs_total",
-			Help: "Ingest runs by result: success, failed, or locked (skipped because another ingest held the lock).",
+			Help: "Ingest runs by result: success, failed, refused (by the mass-delete guard), or locked (skipped because another ingest held the lock).",
 		}, []string{"result"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "rickmorty", Subsystem: "ingest", Name: "duration_seconds",
@@ -46,10 +48,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Data version committed by the last successful ingest of this process.",
 		}),
 	}
-	for _, r := range []string{"success", "failed", "locked"} {
+	// Every result is exported from the start, at 0, so that increase()
+	// sees the first of each and queries never find the series missing.
+	results := []string{postgres.ResultSuccess, postgres.ResultFailed, postgres.ResultRefused}
+	for _, r := range append(results, resultLocked) {
 		m.Runs.WithLabelValues(r)
 	}
-	for _, r := range []string{"success", "failed"} {
+	for _, r := range results {
 		m.Duration.WithLabelValues(r)
 	}
 	for _, op := range []string{"inserted", "updated", "deleted"} {
