@@ -85,6 +85,18 @@ reingest: build ## run one ingest now (manual re-ingest): against the running de
 	test -n "$${DATABASE_URL:-}" || { echo "set DATABASE_URL (or start make demo)"; exit 2; }; \
 	$(BIN)/ingester once
 
+.PHONY: plan
+plan: build ## what an ingest would change now, writing nothing (ingester plan): against the running demo, or DATABASE_URL/UPSTREAM_URL
+	@if [ -z "$${DATABASE_URL:-}" ] && [ -f .run/env ]; then set -a; . .run/env; set +a; fi; \
+	test -n "$${DATABASE_URL:-}" || { echo "set DATABASE_URL (or start make demo)"; exit 2; }; \
+	$(BIN)/ingester plan $(ARGS)
+
+.PHONY: runs
+runs: build ## the last ingest runs (ingester runs): against the running demo, or DATABASE_URL
+	@if [ -z "$${DATABASE_URL:-}" ] && [ -f .run/env ]; then set -a; . .run/env; set +a; fi; \
+	test -n "$${DATABASE_URL:-}" || { echo "set DATABASE_URL (or start make demo)"; exit 2; }; \
+	$(BIN)/ingester runs $(ARGS)
+
 .PHONY: demo
 demo: ## run the whole system locally, offline (fake upstream); Ctrl-C stops it
 	@scripts/demo.sh

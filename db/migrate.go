@@ -17,7 +17,11 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+//go:embed grants/api_readonly.sql
+var apiReadOnlyGrants string
+
 // SchemaVersion is the migration version the binaries in this build expect.
+// 2: ingest_runs.result may be 'refused'; 3: 64-bit ids, rejected records.
 const SchemaVersion = 3
 
 // Migrate applies every pending up migration to the database at databaseURL.
@@ -81,3 +85,8 @@ func pgx5URL(databaseURL string) (string, error) {
 
 // Migrations returns the embedded migration files.
 func Migrations() fs.FS { return migrations }
+
+// APIReadOnlyGrants returns db/grants/api_readonly.sql, the grants of the
+// API's SELECT-only role (a psql script with the variables api_role and
+// dbname), for tests that run a binary as such a role.
+func APIReadOnlyGrants() string { return apiReadOnlyGrants }

@@ -14,38 +14,60 @@ import (
 
 // The ingester's documented exit codes.
 const (
-	exitOK     = 0
-	exitFailed = 1
-	exitLocked = 3
+	exitOK      = 0
+	exitFailed  = 1
+	exitLocked  = 3
+	exitRefused = 4 // the mass-delete guard refuses (once) or would refuse (plan) the sync
 )
 
 // runShell runs cmd with sh -c and returns its exit code and combined
 // output. Output goes to a file, not a pipe, so a daemon the command starts
 // (pg_ctl start) cannot keep the call waiting.
 func runShell(ctx context.Context, cmd string) (int, string, error) {
-	out, err := os.CreateTemp("", "e2e-cmd-*.log")
-	if err != nil {
-		return -1, "", err
+	code, out, _, err := runShellSplit(ctx, cmd, true)
+	return code, out, err
+}
+
+// runShellSplit is runShell with stdout and stderr apart, unless combined.
+func runShellSplit(ctx context.Context, cmd string, combined bool) (code int, stdout, stderr string, err error) {
+	tmp := func() (*os.File, func() string, error) {
+		f, err := os.CreateTemp("", "e2e-cmd-*.log")
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, func() string {
+			b, _ := os.ReadFile(f.Name())
+			// Best effort: the output was read back, and a temp file left
+			// behind is harmless.
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+			return string(b)
+		}, nil
 	}
-	defer func() {
-		// Best effort: the output is read back by name below, and a temp
-		// file left behind is harmless.
-		_ = out.Close()
-		_ = os.Remove(out.Name())
-	}()
+	out, readOut, err := tmp()
+	if err != nil {
+		return -1, "", "", err
+	}
+	errOut, readErr := out, func() string { return "" }
+	if !combined {
+		if errOut, readErr, err = tmp(); err != nil {
+			_ = readOut()
+			return -1, "", "", err
+		}
+	}
 	c := exec.CommandContext(ctx, "sh", "-c", cmd)
-	c.Stdout, c.Stderr = out, out
+	c.Stdout, c.Stderr = out, errOut
 	c.WaitDelay = 5 * time.Second
 	runErr := c.Run()
-	b, _ := os.ReadFile(out.Name())
+	stdout, stderr = readOut(), readErr()
 	var ee *exec.ExitError
 	switch {
 	case runErr == nil:
-		return 0, string(b), nil
+		return 0, stdout, stderr, nil
 	case errors.As(runErr, &ee) && ee.Exited():
-		return ee.ExitCode(), string(b), nil
+		return ee.ExitCode(), stdout, stderr, nil
 	default:
-		return -1, string(b), runErr
+		return -1, stdout, stderr, runErr
 	}
 }
 
@@ -92,18 +114,35 @@ func (s *system) ingest(t testing.TB, wantSuccess bool) {
 
 func (s *system) ingestByCommand(t testing.TB) bool {
 	t.Helper()
+	code, out := s.ingestWith(t)
+	switch code {
+	case exitOK:
+		return true
+	case exitFailed:
+		t.Logf("ingest failed (exit 1); its output ends:\n%s", tail(out, 5))
+		return false
+	default:
+		t.Fatalf("ingest: `%s` exited %d:\n%s", s.ingestCmd, code, tail(out, 40))
+		return false
+	}
+}
+
+// ingestWith runs E2E_INGEST_CMD with flags appended (e.g. --force),
+// waiting while another ingest holds the lock, and returns its exit code
+// (0, 1 or 4) and output.
+func (s *system) ingestWith(t testing.TB, flags ...string) (int, string) {
+	t.Helper()
+	if s.ingestCmd == "" {
+		t.Fatalf("%s is not set: this test runs ingests on demand", envIngestCmd)
+	}
+	cmd := strings.Join(append([]string{s.ingestCmd}, flags...), " ")
 	ctx, cancel := context.WithTimeout(context.Background(), s.ingestTimeout)
 	defer cancel()
 	for {
-		code, out, err := runShell(ctx, s.ingestCmd)
+		code, out, err := runShell(ctx, cmd)
 		switch {
 		case err != nil:
-			t.Fatalf("ingest: `%s`: %v\n%s", s.ingestCmd, err, tail(out, 40))
-		case code == exitOK:
-			return true
-		case code == exitFailed:
-			t.Logf("ingest failed (exit 1); its output ends:\n%s", tail(out, 5))
-			return false
+			t.Fatalf("ingest: `%s`: %v\n%s", cmd, err, tail(out, 40))
 		case code == exitLocked:
 			// The ingester's own schedule is running one; ours comes next.
 			select {
@@ -111,8 +150,10 @@ func (s *system) ingestByCommand(t testing.TB) bool {
 				t.Fatalf("ingest: the lock stayed held for %s", s.ingestTimeout)
 			case <-time.After(200 * time.Millisecond):
 			}
+		case code == exitOK, code == exitFailed, code == exitRefused:
+			return code, out
 		default:
-			t.Fatalf("ingest: `%s` exited %d:\n%s", s.ingestCmd, code, tail(out, 40))
+			t.Fatalf("ingest: `%s` exited %d:\n%s", cmd, code, tail(out, 40))
 		}
 	}
 }

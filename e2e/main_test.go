@@ -18,7 +18,8 @@ const (
 	envBaseURL         = "BASE_URL"                 // one API, when E2E_API_URLS is not set
 	envIngesterMetrics = "E2E_INGESTER_METRICS_URL" // the ingester's /metrics
 	envFakeURL         = "E2E_FAKE_URL"             // the fake upstream's root (its /_fake/ controls)
-	envIngestCmd       = "E2E_INGEST_CMD"           // shell command running one ingest (exit 0 ok, 1 failed, 3 locked)
+	envIngestCmd       = "E2E_INGEST_CMD"           // shell command running one ingest (exit 0 ok, 1 failed, 3 locked, 4 refused); flags are appended (--force)
+	envPlanCmd         = "E2E_PLAN_CMD"             // shell command running `ingester plan` (exit 0 accepted, 4 refused, 1 failed); flags are appended (--json, --limit N)
 	envIngestTimeout   = "E2E_INGEST_TIMEOUT"       // how long one ingest may take (default 2m)
 	envDBRestartCmd    = "E2E_DB_RESTART_CMD"       // shell command restarting the database
 	envDBStopCmd       = "E2E_DB_STOP_CMD"          // optional, with E2E_DB_START_CMD: an outage window
@@ -41,6 +42,7 @@ type system struct {
 	ingesterMetrics string
 	fake            string // root URL, no trailing slash
 	ingestCmd       string
+	planCmd         string
 	ingestTimeout   time.Duration
 	dbRestartCmd    string
 	dbStopCmd       string
@@ -83,6 +85,7 @@ func loadSystem(getenv func(string) string) (*system, error) {
 	s := &system{
 		client:        &http.Client{Timeout: 15 * time.Second},
 		ingestCmd:     strings.TrimSpace(getenv(envIngestCmd)),
+		planCmd:       strings.TrimSpace(getenv(envPlanCmd)),
 		ingestTimeout: durationEnv(getenv, envIngestTimeout, 2*time.Minute),
 		dbRestartCmd:  strings.TrimSpace(getenv(envDBRestartCmd)),
 		dbStopCmd:     strings.TrimSpace(getenv(envDBStopCmd)),

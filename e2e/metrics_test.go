@@ -66,6 +66,7 @@ func TestMetrics(t *testing.T) {
 		{"rickmorty_build_info", []string{"component", "ingester"}, equals(1)},
 		{"rickmorty_ingest_runs_total", []string{"result", "success"}, atLeast(1)},
 		{"rickmorty_ingest_runs_total", []string{"result", "failed"}, present},
+		{"rickmorty_ingest_runs_total", []string{"result", "refused"}, present},
 		{"rickmorty_ingest_duration_seconds_bucket", []string{"le", "+Inf"}, atLeast(1)},
 		{"rickmorty_ingest_duration_seconds_sum", nil, present},
 		{"rickmorty_ingest_duration_seconds_count", nil, atLeast(1)},

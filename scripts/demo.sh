@@ -150,7 +150,9 @@ Try:
   curl -s 'http://$API_ADDR/characters/$example_id'
   curl -s 'http://$API_ADDR/healthcheck'
 Re-ingest now, outside the schedule (in another terminal):
+  make plan       # what it would change (writes nothing)
   make reingest
+  make runs       # the run history
 
 MSG
 wait

@@ -252,13 +252,20 @@ INGEST_ENV=(
   UPSTREAM_RETRIES=2 UPSTREAM_RETRY_WAIT_MIN=10ms UPSTREAM_RETRY_WAIT_MAX=100ms
   UPSTREAM_MAX_RETRY_AFTER=1s UPSTREAM_TIMEOUT=5s
 )
-{
-  echo '#!/bin/sh'
-  echo '# One ingest, as `make reingest` runs it: exit 0 ok, 1 failed, 3 locked.'
-  printf 'exec env'
-  printf ' %q' "${INGEST_ENV[@]}" LOG_LEVEL=warn "$ROOT/bin/ingester" once
-  echo
-} >"$WORK/ingest-once.sh"
+# One ingest, and one plan, as `make reingest` and `make plan` run them;
+# the suite appends flags (--force; --json, --limit N).
+for cmd in once plan; do
+  {
+    echo '#!/bin/sh'
+    case $cmd in
+      once) echo '# One ingest: exit 0 ok, 1 failed, 3 locked, 4 refused by the mass-delete guard.' ;;
+      plan) echo '# What an ingest would change, writing nothing: exit 0 accepted, 4 refused, 1 failed.' ;;
+    esac
+    printf 'exec env'
+    printf ' %q' "${INGEST_ENV[@]}" LOG_LEVEL=warn "$ROOT/bin/ingester" "$cmd"
+    echo ' "$@"'
+  } >"$WORK/ingest-$cmd.sh"
+done
 
 INGESTER_PORT=$(free_port)
 say "starting the ingester (metrics on 127.0.0.1:$INGESTER_PORT)"
@@ -305,6 +312,7 @@ export E2E_API_URLS=$API_URLS
 export E2E_INGESTER_METRICS_URL="http://127.0.0.1:$INGESTER_PORT/metrics"
 export E2E_FAKE_URL="http://$FAKE_HP"
 export E2E_INGEST_CMD="sh $WORK/ingest-once.sh"
+export E2E_PLAN_CMD="sh $WORK/ingest-plan.sh"
 export E2E_DB_RESTART_CMD="sh $WORK/db-restart.sh"
 export E2E_DB_STOP_CMD="sh $WORK/db-stop.sh"
 export E2E_DB_START_CMD="sh $WORK/db-start.sh"

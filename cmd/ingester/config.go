@@ -53,6 +53,8 @@ var commands = []struct {
 }{
 	{"serve", []string{scopeIngest, scopeServe}},
 	{"once", []string{scopeIngest}},
+	{"plan", []string{scopeIngest}},
+	{"runs", nil},
 	{"migrate", nil},
 }
 

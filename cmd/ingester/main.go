@@ -30,10 +30,11 @@ import (
 
 // Exit codes, documented in the README.
 const (
-	exitOK     = 0
-	exitFailed = 1 // the ingest or migration failed; stored data unchanged
-	exitUsage  = 2 // bad command line or configuration
-	exitLocked = 3 // another ingest holds the lock; nothing was written
+	exitOK      = 0
+	exitFailed  = 1 // the ingest, plan, read or migration failed; stored data unchanged
+	exitUsage   = 2 // bad command line or configuration
+	exitLocked  = 3 // another ingest holds the lock; nothing was written
+	exitRefused = 4 // the mass-delete guard refuses (once) or would refuse (plan) the sync; nothing was written
 )
 
 func main() {
@@ -49,14 +50,23 @@ commands:
   serve            run an ingest now and then on INGEST_SCHEDULE; serve /metrics,
                    /healthz and /readyz on METRICS_ADDR (the default command)
   once [--force]   run one ingest and exit: 0 done, 1 failed, 3 another ingest
-                   holds the lock; --force skips the mass-delete guard
+                   holds the lock, 4 the mass-delete guard refused the sync;
+                   --force skips the guard
+  plan [--json] [--limit N]
+                   crawl and filter like once, compare with the stored data and
+                   print what a sync would change, writing nothing: 0 a sync
+                   would be accepted, 4 the guard would refuse it, 1 failed;
+                   --limit caps the listed changes (default 50, 0 = all)
+  runs [--json] [--limit N]
+                   print the last N ingest runs (default 20); needs SELECT only
   migrate          apply the database migrations and exit
   config           list the settings read from the environment, with their
                    defaults, ranges and the commands that read them
   version          print the version and exit
 
 Each command reads and validates only the settings it uses; see
-` + "`ingester config`" + ` and the README.
+` + "`ingester config`" + ` and the README. Exit code 2: bad command line or
+configuration.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -84,11 +94,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	force := false
-	if cmd == "once" {
+	var (
+		force   bool
+		jsonOut bool
+		limit   int
+	)
+	switch cmd {
+	case "once":
 		fs.BoolVar(&force, "force", false, "apply the crawl even if the mass-delete guard refuses it")
+	case "plan":
+		fs.BoolVar(&jsonOut, "json", false, "print the plan as one JSON document (docs/schemas/plan.schema.json), every change listed")
+		fs.IntVar(&limit, "limit", defaultPlanLimit, "list at most this many change lines (0: all)")
+	case "runs":
+		fs.BoolVar(&jsonOut, "json", false, "print the runs as one JSON document (docs/schemas/runs.schema.json)")
+		fs.IntVar(&limit, "limit", defaultRunsLimit, fmt.Sprintf("how many runs, newest first (1-%d)", postgres.MaxRuns))
 	}
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if (cmd == "plan" && limit < 0) || (cmd == "runs" && (limit < 1 || limit > postgres.MaxRuns)) {
+		fmt.Fprintf(stderr, "ingester %s: --limit %d is out of range\n", cmd, limit)
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
@@ -111,8 +136,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := telemetry.NewLogger(logOut, cfg.LogLevel, "ingester")
 	log.Info("starting", "command", cmd, "version", telemetry.Version, "commit", telemetry.Commit, "config", config.LogValue(config.InScope(settings(&cfg), scopes...)))
 
-	if cmd == "migrate" {
+	switch cmd {
+	case "migrate":
 		return migrate(cfg, stdout, stderr)
+	case "runs":
+		return runs(ctx, cfg, jsonOut, limit, stdout, stderr)
 	}
 	tp, stopTracing, err := telemetry.StartTracing(ctx, "ingester", getenv, log)
 	if err != nil {
@@ -123,6 +151,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "once":
 		return once(ctx, cfg, tp, log, force, stdout, stderr)
+	case "plan":
+		return plan(ctx, cfg, tp, log, planOutput{json: jsonOut, limit: limit}, stdout, stderr)
 	default:
 		if err := serve(ctx, cfg, tp, log); err != nil {
 			log.Error("ingester stopped", "err", err)
@@ -157,6 +187,10 @@ func once(ctx context.Context, cfg Config, tp trace.TracerProvider, log *slog.Lo
 	case errors.Is(err, ingest.ErrLocked):
 		fmt.Fprintf(stderr, "ingest skipped: %v; nothing was written\n", err)
 		return exitLocked
+	case errors.Is(err, postgres.ErrGuard):
+		fmt.Fprintf(stderr, "ingest refused: %v\n", err)
+		fmt.Fprintln(stderr, "nothing was written; `ingester plan` lists what the sync would change")
+		return exitRefused
 	case err != nil:
 		fmt.Fprintf(stderr, "ingest failed: %v\n", err)
 		return exitFailed

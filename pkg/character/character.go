@@ -40,3 +40,27 @@ func Admit(c Character) bool {
 		c.Status == wantStatus &&
 		strings.HasPrefix(c.OriginName, wantOriginPrefix)
 }
+
+// The conditions of Admit, as Refusals names them.
+const (
+	RuleSpecies = "species" // species is exactly "Human"
+	RuleStatus  = "status"  // status is exactly "Alive"
+	RuleOrigin  = "origin"  // the origin's name starts with "Earth ("
+)
+
+// Refusals returns the conditions of Admit that c fails, in the order
+// species, status, origin; none when Admit(c). It says why a stored
+// character would leave the curated set.
+func Refusals(c Character) []string {
+	var out []string
+	if c.Species != wantSpecies {
+		out = append(out, RuleSpecies)
+	}
+	if c.Status != wantStatus {
+		out = append(out, RuleStatus)
+	}
+	if !strings.HasPrefix(c.OriginName, wantOriginPrefix) {
+		out = append(out, RuleOrigin)
+	}
+	return out
+}

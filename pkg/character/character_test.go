@@ -36,3 +36,29 @@ func TestAdmit(t *testing.T) {
 		})
 	}
 }
+
+func TestRefusalsAgreeWithAdmit(t *testing.T) {
+	for _, species := range []string{"Human", "Humanoid", "human", ""} {
+		for _, status := range []string{"Alive", "Dead", "unknown", "alive"} {
+			for _, origin := range []string{"Earth (C-137)", "Earth", "Cronenberg Earth", "unknown", ""} {
+				c := Character{Species: species, Status: status, OriginName: origin}
+				r := Refusals(c)
+				if Admit(c) != (len(r) == 0) {
+					t.Errorf("%+v: Admit = %v but Refusals = %v", c, Admit(c), r)
+				}
+				want := map[string]bool{RuleSpecies: species != "Human", RuleStatus: status != "Alive", RuleOrigin: origin != "Earth (C-137)"}
+				for _, rule := range r {
+					if !want[rule] {
+						t.Errorf("%+v: Refusals names %s, which it passes", c, rule)
+					}
+					delete(want, rule)
+				}
+				for rule, failed := range want {
+					if failed {
+						t.Errorf("%+v: Refusals = %v, misses %s", c, r, rule)
+					}
+				}
+			}
+		}
+	}
+}

@@ -498,8 +498,8 @@ func TestReingestJobTemplate(t *testing.T) {
 			t.Errorf("serviceAccountName = %q, want %s", sa, ingesterName)
 		}
 		codes := listAt(get(job, "spec.podFailurePolicy.rules").([]any)[0], "onExitCodes.values")
-		if !slices.Contains(codes, any(3)) {
-			t.Errorf("podFailurePolicy FailJob exit codes = %v, want 3 (lock held) among them", codes)
+		if !slices.Contains(codes, any(3)) || !slices.Contains(codes, any(4)) {
+			t.Errorf("podFailurePolicy FailJob exit codes = %v, want 3 (lock held) and 4 (guard refused) among them", codes)
 		}
 	}
 }

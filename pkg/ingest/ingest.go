@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgerrcode"
-	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -29,6 +27,10 @@ type Crawler interface {
 
 // ErrLocked is returned by Run when another ingest holds the lock.
 var ErrLocked = postgres.ErrLocked
+
+// resultLocked counts, in rickmorty_ingest_runs_total, the runs that found
+// the lock taken; they never start, so ingest_runs has no row for them.
+const resultLocked = "locked"
 
 // Runner performs ingests.
 type Runner struct {
@@ -122,18 +124,23 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("cancelled (%w) after %s: %w", context.Cause(ctx), sum.Duration.Round(time.Millisecond), err)
 		}
+		result := postgres.ResultOf(err) // failed, or refused by the mass-delete guard
 		committed, ok, recErr := r.store.FailRun(run, err)
 		switch {
 		case recErr != nil:
-			log.ErrorContext(ctx, "could not record the failed run", "err", recErr)
+			log.ErrorContext(ctx, "could not record the "+result+" run", "err", recErr)
 		case ok:
 			// The sync committed; only its reply was lost.
 			log.WarnContext(ctx, "the sync committed although its reply was lost; the run is a success", "err", err)
 			return r.succeed(ctx, span, log, start, committed)
 		}
-		r.finish("failed", start)
-		failRun(span, err)
-		log.ErrorContext(ctx, "ingest failed; stored data left unchanged", "err", err,
+		r.finish(result, start)
+		failRun(span, result, err)
+		msg := "ingest failed; stored data left unchanged"
+		if result == postgres.ResultRefused {
+			msg = "ingest refused by the mass-delete guard; stored data left unchanged (see `ingester plan`)"
+		}
+		log.ErrorContext(ctx, msg, "err", err, "result", result,
 			"pages", run.Pages, "fetched", run.Fetched, "kept", run.Kept, "duration_seconds", sum.Duration.Seconds())
 		return sum, err
 	}
@@ -143,7 +150,7 @@ func (r *Runner) Run(ctx context.Context, force bool) (Summary, error) {
 // succeed reports a committed run.
 func (r *Runner) succeed(ctx context.Context, span trace.Span, log *slog.Logger, start time.Time, run postgres.Run) (Summary, error) {
 	sum := Summary{Run: run, Duration: time.Since(start)}
-	r.finish("success", start)
+	r.finish(postgres.ResultSuccess, start)
 	r.metrics.Rows.WithLabelValues("inserted").Add(float64(run.Inserted))
 	r.metrics.Rows.WithLabelValues("updated").Add(float64(run.Updated))
 	r.metrics.Rows.WithLabelValues("deleted").Add(float64(run.Deleted))
@@ -151,7 +158,7 @@ func (r *Runner) succeed(ctx context.Context, span trace.Span, log *slog.Logger,
 	r.metrics.LastSuccess.SetToCurrentTime()
 	r.metrics.DataVersion.Set(float64(run.DataVersion))
 	span.SetAttributes(runAttrs(run)...)
-	span.SetAttributes(attribute.String("ingest.result", "success"))
+	span.SetAttributes(attribute.String("ingest.result", postgres.ResultSuccess))
 	log.InfoContext(ctx, "ingest succeeded", "pages", run.Pages, "fetched", run.Fetched, "kept", run.Kept,
 		"inserted", run.Inserted, "updated", run.Updated, "deleted", run.Deleted, "stored", run.Stored,
 		"data_version", run.DataVersion, "duration_seconds", sum.Duration.Seconds())
@@ -162,8 +169,8 @@ func (r *Runner) succeed(ctx context.Context, span trace.Span, log *slog.Logger,
 // since when runs keep finding it so (a session squatting the lock shows
 // as a long "since", which the RickmortyIngestLockedOut alert watches).
 func (r *Runner) lockedOut(ctx context.Context, span trace.Span, err error) {
-	r.metrics.Runs.WithLabelValues("locked").Inc()
-	span.SetAttributes(attribute.String("ingest.result", "locked"))
+	r.metrics.Runs.WithLabelValues(resultLocked).Inc()
+	span.SetAttributes(attribute.String("ingest.result", resultLocked))
 	r.lockedSince.CompareAndSwap(0, time.Now().Unix())
 	since := r.lockedSince.Load()
 	r.metrics.LockedSince.Set(float64(since))
@@ -283,22 +290,20 @@ func failSpan(span trace.Span, err error) {
 	span.SetStatus(codes.Error, err.Error())
 }
 
-// failRun marks the ingest.run span failed with err.
-func failRun(span trace.Span, err error) {
+// failRun marks the ingest.run span failed with err, its ingest.result
+// being result (failed or refused).
+func failRun(span trace.Span, result string, err error) {
 	failSpan(span, err)
-	span.SetAttributes(attribute.String("ingest.result", "failed"))
+	span.SetAttributes(attribute.String("ingest.result", result))
 }
 
 // failBeforeStart reports a run that could not even be recorded (the
 // database is unreachable or not migrated): there is no ingest_runs row to
 // carry the error, so the log and the metric are all an operator gets.
 func (r *Runner) failBeforeStart(ctx context.Context, span trace.Span, start time.Time, err error) error {
-	r.finish("failed", start)
-	failRun(span, err)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedTable {
-		err = fmt.Errorf("%w (the schema is missing: run `ingester migrate`)", err)
-	}
+	r.finish(postgres.ResultFailed, start)
+	failRun(span, postgres.ResultFailed, err)
+	err = postgres.WithMigrateHint(err)
 	r.log.ErrorContext(ctx, "ingest failed before it started; stored data left unchanged", "err", err)
 	return fmt.Errorf("ingest: %w", err)
 }
@@ -308,21 +313,29 @@ func (r *Runner) failBeforeStart(ctx context.Context, span trace.Span, start tim
 func Filter(in []upstream.Character) ([]character.Character, error) {
 	out := make([]character.Character, 0, len(in)/4)
 	for _, u := range in {
-		created, err := u.CreatedTime()
+		c, err := toCharacter(u)
 		if err != nil {
-			return nil, fmt.Errorf("character %d: created %q: %w", u.ID, u.Created, err)
-		}
-		c := character.Character{
-			ID: u.ID, Name: u.Name, Status: u.Status, Species: u.Species, Type: u.Type, Gender: u.Gender,
-			OriginName: u.Origin.Name, OriginURL: u.Origin.URL,
-			LocationName: u.Location.Name, LocationURL: u.Location.URL,
-			Image: u.Image, Episode: u.Episode, URL: u.URL, Created: created,
+			return nil, err
 		}
 		if character.Admit(c) {
 			out = append(out, c)
 		}
 	}
 	return out, nil
+}
+
+// toCharacter converts one upstream character to the domain's.
+func toCharacter(u upstream.Character) (character.Character, error) {
+	created, err := u.CreatedTime()
+	if err != nil {
+		return character.Character{}, fmt.Errorf("character %d: created %q: %w", u.ID, u.Created, err)
+	}
+	return character.Character{
+		ID: u.ID, Name: u.Name, Status: u.Status, Species: u.Species, Type: u.Type, Gender: u.Gender,
+		OriginName: u.Origin.Name, OriginURL: u.Origin.URL,
+		LocationName: u.Location.Name, LocationURL: u.Location.URL,
+		Image: u.Image, Episode: u.Episode, URL: u.URL, Created: created,
+	}, nil
 }
 
 func (r *Runner) finish(result string, start time.Time) {

@@ -729,7 +729,7 @@ func TestCancellationMidTransactionLeavesNothingPartial(t *testing.T) {
 		_ = e.pool.QueryRow(context.Background(), `
 			SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock'
-			  AND query LIKE '%result = ''failed''%'`).Scan(&n)
+			  AND query LIKE '%finished_at = now(), error =%'`).Scan(&n)
 		return n > 0
 	})
 	_ = blocker.Rollback(context.Background())
@@ -771,8 +771,8 @@ func TestMassDeleteGuard(t *testing.T) {
 	if tableDigest(t, e.pool) != before {
 		t.Error("the refused run changed the table")
 	}
-	if r := lastRun(t, e.pool); r.Result != "failed" || r.Error == nil || !strings.Contains(*r.Error, "guard") {
-		t.Errorf("last run = %+v, want failed by the guard", r)
+	if r := lastRun(t, e.pool); r.Result != postgres.ResultRefused || r.Error == nil || !strings.Contains(*r.Error, "guard") {
+		t.Errorf("last run = %+v, want refused by the guard", r)
 	}
 
 	sum, err := e.runner.Run(context.Background(), true)

@@ -11,7 +11,7 @@ import (
 
 // Metrics describe ingests.
 type Metrics struct {
-	Runs        *prometheus.CounterVec   // by result: success, failed, locked
+	Runs        *prometheus.CounterVec   // by result: success, failed, refused, locked
 	Duration    *prometheus.HistogramVec // by result
 	Rows        *prometheus.CounterVec   // by operation: inserted, updated, deleted
 	Stored      prometheus.Gauge
@@ -29,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "rickmorty", Subsystem: "ingest", Name: "runs_total",
-			Help: "Ingest runs by result: success, failed, or locked (skipped because another ingest held the lock).",
+			Help: "Ingest runs by result: success, failed, refused (by the mass-delete guard), or locked (skipped because another ingest held the lock).",
 		}, []string{"result"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "rickmorty", Subsystem: "ingest", Name: "duration_seconds",
@@ -65,10 +65,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 for the session that held the ingest lock when the last run found it taken (role, application_name); none once a run takes it.",
 		}, []string{"role", "application_name"}),
 	}
-	for _, r := range []string{"success", "failed", "locked"} {
+	// Every result is exported from the start, at 0, so that increase()
+	// sees the first of each and queries never find the series missing.
+	results := []string{postgres.ResultSuccess, postgres.ResultFailed, postgres.ResultRefused}
+	for _, r := range append(results, resultLocked) {
 		m.Runs.WithLabelValues(r)
 	}
-	for _, r := range []string{"success", "failed"} {
+	for _, r := range results {
 		m.Duration.WithLabelValues(r)
 	}
 	for _, reason := range postgres.Rejections {

@@ -142,12 +142,28 @@ func ruleQueries(t testing.TB) []query {
 
 // dashboard is the part of Grafana's dashboard model the tests read.
 type dashboard struct {
-	UID        string  `json:"uid"`
-	Title      string  `json:"title"`
-	Panels     []panel `json:"panels"`
+	UID         string  `json:"uid"`
+	Title       string  `json:"title"`
+	Panels      []panel `json:"panels"`
+	Annotations struct {
+		List []annotation `json:"list"`
+	} `json:"annotations"`
 	Templating struct {
 		List []variable `json:"list"`
 	} `json:"templating"`
+}
+
+// annotation is a Prometheus annotation query: Grafana marks the time
+// ranges where expr returns a value (of 1 or more) on every time-series panel.
+type annotation struct {
+	Name        string         `json:"name"`
+	Enable      bool           `json:"enable"`
+	Expr        string         `json:"expr"`
+	Step        string         `json:"step"`
+	TitleFormat string         `json:"titleFormat"`
+	TagKeys     string         `json:"tagKeys"`
+	Datasource  *datasourceRef `json:"datasource"`
+	BuiltIn     int            `json:"builtIn"`
 }
 
 type panel struct {
@@ -237,6 +253,12 @@ func dashboardQueries(t testing.TB) []query {
 			}
 			qs = append(qs, parseQuery(t, fmt.Sprintf("panel %q (id %d) query %s", p.Title, p.ID, tg.RefID), tg.Expr))
 		}
+	}
+	for _, a := range d.Annotations.List {
+		if a.BuiltIn != 0 || strings.TrimSpace(a.Expr) == "" {
+			continue // Grafana's own "Annotations & Alerts"; an empty query is reported by the static test
+		}
+		qs = append(qs, parseQuery(t, fmt.Sprintf("annotation %q", a.Name), a.Expr))
 	}
 	for _, v := range d.Templating.List {
 		if v.Type != "query" {

@@ -11,11 +11,14 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 )
 
-// requiredAlerts are the alerts the Observability issue asks for.
+// requiredAlerts are the alerts the Observability issue (and, for the
+// refusals, the operators' issue) asks for.
 var requiredAlerts = []string{
+	"RickmortyIngestRefused",      // the mass-delete guard refused a sync
 	"RickmortyAPIHigh5xxRatio",    // high 5xx ratio
 	"RickmortyAPILatencyHigh",     // p95 latency over SLO
 	"RickmortyDataStale",          // no successful ingest for 3 schedule intervals
@@ -160,6 +163,48 @@ func TestDashboardIsValidAndEveryPanelHasAQuery(t *testing.T) {
 	for _, name := range requiredDashboardSeries {
 		if !used[name] {
 			t.Errorf("no dashboard query uses %s", name)
+		}
+	}
+}
+
+// requiredAnnotations are the dashboard's annotations the operators' issue
+// asks for, each recognised by a series its query must read and a word it
+// must contain: ingests that changed data, failed and refused runs.
+var requiredAnnotations = []struct{ series, contains string }{
+	{"rickmorty_ingest_rows_total", ""},
+	{"rickmorty_ingest_runs_total", "failed"},
+	{"rickmorty_ingest_runs_total", "refused"},
+}
+
+// TestDashboardAnnotations: every annotation query is an enabled
+// Prometheus query of the dashboard's data source, with a name, a step and
+// a title, and the required ones are there. Their metric names are checked
+// against the real exposition with the panels' (dashboardQueries).
+func TestDashboardAnnotations(t *testing.T) {
+	d := loadDashboard(t)
+	found := make([]bool, len(requiredAnnotations))
+	for _, a := range d.Annotations.List {
+		if a.BuiltIn != 0 {
+			continue
+		}
+		if a.Name == "" || !a.Enable || strings.TrimSpace(a.Expr) == "" || a.Step == "" || a.TitleFormat == "" {
+			t.Errorf("annotation %+v: want a name, enable, an expr, a step and a titleFormat", a)
+		}
+		if a.Datasource == nil || !isDatasourceVar(a.Datasource.UID) {
+			t.Errorf("annotation %q: datasource %+v, want ${datasource}", a.Name, a.Datasource)
+		}
+		q := parseQuery(t, "annotation "+a.Name, a.Expr)
+		for i, r := range requiredAnnotations {
+			if strings.Contains(a.Expr, r.contains) && slices.ContainsFunc(selectors(q.ast), func(vs *parser.VectorSelector) bool {
+				return metricName(vs) == r.series
+			}) {
+				found[i] = true
+			}
+		}
+	}
+	for i, r := range requiredAnnotations {
+		if !found[i] {
+			t.Errorf("no annotation reads %s with %q", r.series, r.contains)
 		}
 	}
 }

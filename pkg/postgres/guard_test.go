@@ -24,7 +24,7 @@ func TestGuard(t *testing.T) {
 		{"ratio 0 refuses any delete", 10, 1, 9, SyncOptions{MaxDeleteRatio: 0}, true},
 	}
 	for _, tt := range tests {
-		err := guard(tt.stored, tt.gone, tt.incoming, tt.opts)
+		err := Guard(tt.stored, tt.gone, tt.incoming, tt.opts)
 		if got := errors.Is(err, ErrGuard); got != tt.refused {
 			t.Errorf("%s: refused = %v (%v), want %v", tt.name, got, err, tt.refused)
 		}

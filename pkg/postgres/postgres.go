@@ -4,12 +4,15 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
@@ -84,4 +87,14 @@ func OpenPool(ctx context.Context, databaseURL string, cfg PoolConfig) (*pgxpool
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
 	return pool, nil
+}
+
+// WithMigrateHint adds to err, when it says a table is missing, that the
+// schema has not been created yet and how to create it.
+func WithMigrateHint(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedTable {
+		return fmt.Errorf("%w (the schema is missing: run `ingester migrate`)", err)
+	}
+	return err
 }

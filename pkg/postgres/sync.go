@@ -24,6 +24,30 @@ var ErrLocked = errors.New("another ingest is running (advisory lock held)")
 // ErrGuard means the sync would have deleted too much and was refused.
 var ErrGuard = errors.New("mass-delete guard refused the sync")
 
+// The results a run is recorded with in ingest_runs (and counted with in
+// rickmorty_ingest_runs_total, where "locked" adds the runs that never got
+// the lock and so have no row).
+const (
+	ResultRunning   = "running"
+	ResultSuccess   = "success"
+	ResultFailed    = "failed"
+	ResultRefused   = "refused" // the mass-delete guard refused the sync (ErrGuard)
+	ResultAbandoned = "abandoned"
+)
+
+// ResultOf is the result a run that ended with err is recorded with:
+// success (nil), refused (ErrGuard) or failed.
+func ResultOf(err error) string {
+	switch {
+	case err == nil:
+		return ResultSuccess
+	case errors.Is(err, ErrGuard):
+		return ResultRefused
+	default:
+		return ResultFailed
+	}
+}
+
 // Ingests writes the curated set on behalf of the ingester.
 type Ingests struct {
 	pool *pgxpool.Pool
@@ -161,7 +185,8 @@ func (l *Lock) StartRun(ctx context.Context) (int64, error) {
 	return id, nil
 }
 
-// FailRun records why run failed. It uses a fresh connection and context
+// FailRun records why run did not succeed, as ResultOf(cause): refused by
+// the mass-delete guard, or failed. It uses a fresh connection and context
 // because the run's own may be what failed.
 //
 // A failure may be only apparent: when the reply to COMMIT is lost (the
@@ -176,10 +201,10 @@ func (s *Ingests) FailRun(run Run, cause error) (committed Run, ok bool, err err
 	// Should that commit still be in flight, the UPDATE waits for it.
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE ingest_runs
-		SET result = 'failed', finished_at = now(), error = $2,
+		SET result = $8, finished_at = now(), error = $2,
 		    pages = $3, fetched = $4, kept = $5, rejected = $6, rejections = $7
 		WHERE id = $1 AND result = 'running'`,
-		run.ID, cause.Error(), run.Pages, run.Fetched, run.Kept, len(run.Rejected), RejectionsText(run.Rejected))
+		run.ID, cause.Error(), run.Pages, run.Fetched, run.Kept, len(run.Rejected), RejectionsText(run.Rejected), ResultOf(cause))
 	if err != nil {
 		return run, false, fmt.Errorf("record failed run: %w", err)
 	}
@@ -248,7 +273,7 @@ func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, o
 		FROM characters c`, keep(opts)).Scan(&stored, &gone); err != nil {
 		return run, fmt.Errorf("count stored rows: %w", err)
 	}
-	if err := guard(stored, gone, len(chars), opts); err != nil {
+	if err := Guard(stored, gone, len(chars), opts); err != nil {
 		return run, err
 	}
 
@@ -347,7 +372,12 @@ func RejectionsText(rs []Rejection) *string {
 	return &t
 }
 
-func guard(stored, gone, incoming int, opts SyncOptions) error {
+// Guard is the mass-delete guard: it refuses (with an error wrapping
+// ErrGuard) a sync that brings incoming characters and so deletes gone of
+// the stored ones when that is more than opts.MaxDeleteRatio of them, or
+// when it brings none while some are stored. Force, or an empty table,
+// accepts anything. Sync applies it; a plan asks it the same question.
+func Guard(stored, gone, incoming int, opts SyncOptions) error {
 	if opts.Force || stored == 0 {
 		return nil
 	}

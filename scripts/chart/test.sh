@@ -11,7 +11,7 @@
 #   4. checks that the chart's copies of ops/ are current (sync-ops.sh --check)
 #      and that Chart.lock matches Chart.yaml
 #   5. helm lint --strict and helm template with the default values and with
-#      every charts/rickmorty/ci/*.yaml, plus the manual re-ingest Job
+#      every charts/rickmorty/ci/*.yaml, plus the manual re-ingest and plan Jobs
 #   6. kubeconform -strict on every rendered manifest (unknown fields are
 #      errors; ServiceMonitor and PrometheusRule against the schemas in
 #      tools/k8sschema/crds/, Cluster and Pooler against those of step 3),
@@ -124,6 +124,13 @@ helm template rickmorty "$chart" --namespace rickmorty --kube-version "$K8S_VERS
   --set ingester.reingest.enabled=true --set ingester.reingest.force=true \
   --show-only templates/reingest-job.yaml >"$out/reingest-job.yaml"
 echo "ok: reingest-job"
+# The plan Job, as NOTES.txt and the runbook show it, and its runs variant.
+helm template rickmorty "$chart" --namespace rickmorty --kube-version "$K8S_VERSION" \
+  --set ingester.plan.enabled=true --show-only templates/plan-job.yaml >"$out/plan-job.yaml"
+helm template rickmorty "$chart" --namespace rickmorty --kube-version "$K8S_VERSION" \
+  --set ingester.plan.enabled=true --set ingester.plan.command=runs --set ingester.plan.json=true --set ingester.plan.limit=50 \
+  --show-only templates/plan-job.yaml >"$out/plan-job-runs.yaml"
+echo "ok: plan-job"
 
 step "kubeconform -strict (Kubernetes $K8S_VERSION, CloudNativePG $CNPG_VERSION)"
 conform() {

@@ -518,7 +518,7 @@ and optionally secretName (the Secret of DATABASE_URL).
 */}}
 {{- define "rickmorty.ingester.env" -}}
 {{- $v := .values -}}
-{{ include "rickmorty.databaseEnv" (dict "ctx" .ctx "role" "ingester" "secretName" .secretName) }}
+{{ include "rickmorty.databaseEnv" (dict "ctx" .ctx "role" (.databaseRole | default "ingester") "secretName" .secretName) }}
 - name: UPSTREAM_URL
   value: {{ $v.config.upstreamURL | quote }}
 - name: INGEST_SCHEDULE
@@ -544,13 +544,14 @@ and optionally secretName (the Secret of DATABASE_URL).
 
 {{/*
 Pod template of the Jobs that run the ingester image once (migrate,
-reingest). dict: ctx (umbrella root), component, args (list),
+reingest, plan). dict: ctx (umbrella root), component, args (list),
 serviceAccountName ("" for the namespace default), secretName (optional),
-managedBy (optional: overrides the app.kubernetes.io/managed-by label)
+managedBy (optional: overrides the app.kubernetes.io/managed-by label),
+databaseRole (optional: whose DATABASE_URL, "ingester" (default) or "api")
 */}}
 {{- define "rickmorty.ingester.jobPodTemplate" -}}
 {{- $v := .ctx.Values.ingester -}}
-{{- $c := dict "ctx" .ctx "component" .component "image" $v.image "values" $v "secretName" .secretName -}}
+{{- $c := dict "ctx" .ctx "component" .component "image" $v.image "values" $v "secretName" .secretName "databaseRole" .databaseRole -}}
 {{- $labels := include "rickmorty.labels" $c | fromYaml -}}
 {{- with .managedBy -}}
 {{- $_ := set $labels "app.kubernetes.io/managed-by" . -}}
