@@ -307,23 +307,25 @@ func (c *Cache[V]) Follow(ctx context.Context, current func(context.Context) (in
 	return c.SetVersion(version), version, nil
 }
 
-// advance switches to version and drops every value read at another, then
-// moves to a new generation (unless this is the first version learnt, when
-// nothing can be stale). Caller holds mu.
+// advance switches to version and drops every value read at another. The
+// generation moves first (unless this is the first version learnt, when
+// nothing can be stale): a request that sees the new version can then only
+// start a fill of its own, never join one that began before. Caller holds mu.
 func (c *Cache[V]) advance(version int64) {
-	c.version.Store(version)
-	if c.items != nil {
-		for e := c.order.Front(); e != nil; {
-			next := e.Next()
-			if e.Value.(*slot).version != version {
-				c.remove(e)
-			}
-			e = next
-		}
-	}
 	if c.known.Swap(true) {
 		c.gen.Add(1)
 		c.invalidations.Inc()
+	}
+	c.version.Store(version)
+	if c.items == nil {
+		return
+	}
+	for e := c.order.Front(); e != nil; {
+		next := e.Next()
+		if e.Value.(*slot).version != version {
+			c.remove(e)
+		}
+		e = next
 	}
 }
 

@@ -157,7 +157,7 @@ func NewPlan(stored postgres.StoredSet, fetched []upstream.Character, kept []cha
 		}
 		p.Deletes = append(p.Deletes, d)
 	}
-	byID := func(a, b int) int { return cmp.Compare(a, b) }
+	byID := cmp.Compare[int]
 	slices.SortFunc(p.Inserts, func(a, b Insert) int { return byID(a.ID, b.ID) })
 	slices.SortFunc(p.Updates, func(a, b Update) int { return byID(a.ID, b.ID) })
 	slices.SortFunc(p.Deletes, func(a, b Delete) int { return byID(a.ID, b.ID) })
