@@ -12,9 +12,9 @@
 #      kube_* series, panels needing kube-state-metrics say so and fall back, every alert has
 #      for/severity/summary/runbook_url with an existing docs/runbook.md section
 #      and firing + quiet promtool cases, and every metric the dashboard and the
-#      rules use is exported by the real binaries (built and run here against a
-#      fresh database on TEST_DATABASE_URL, found or started by
-#      scripts/ensure-postgres.sh when unset).
+#      rules use is exported by the real binaries (`make build` into bin/, which
+#      the e2e step then reuses, run here against a fresh database on
+#      TEST_DATABASE_URL, found or started by scripts/ensure-postgres.sh when unset).
 #
 #   bash scripts/ops-test.sh
 set -euo pipefail
@@ -47,9 +47,10 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   TEST_DATABASE_URL="$(scripts/ensure-postgres.sh)"
   export TEST_DATABASE_URL
 fi
+make -s build
 (
   cd pkg/opscheck
-  export GOWORK=off OPSCHECK_REQUIRE_LIVE=1
+  export GOWORK=off OPSCHECK_REQUIRE_LIVE=1 OPSCHECK_BIN_DIR="$PWD/../../bin"
   unformatted="$(gofmt -l .)"
   if [ -n "$unformatted" ]; then echo "not gofmt-formatted: $unformatted" >&2; exit 1; fi
   go vet ./...

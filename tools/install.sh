@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the pinned Go-installable tools into ./bin (GOBIN) with `go install`.
 #
-#   tools/install.sh [TOOL...]     # default: every tool known below
+#   tools/install.sh [TOOL...]          # default: every tool known below
+#   tools/install.sh --check [TOOL...]  # exit 0 if none of them needs building
+#                                       # (each is in bin/ or the cache), 1 if one does
 #
 # Versions come from tools/versions.env only. A tool is skipped when ./bin
 # already holds a binary built from the pinned module version (read from the
@@ -10,6 +12,9 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+check=false
+if [ "${1:-}" = "--check" ]; then check=true; shift; fi
+would_build=false
 # shellcheck source=tools/versions.env
 source "$root/tools/versions.env"
 bin="$root/bin"
@@ -38,20 +43,25 @@ modversion() {
 # place SRC DST: copy then rename, so a binary in use is replaced, not rewritten.
 place() { cp "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"; }
 
-# install NAME MODULE PACKAGE VERSION [LDFLAGS]
+# install NAME MODULE PACKAGE VERSION [LDFLAGS [TAGS]]
 install() {
-  local name="$1" module="$2" pkg="$3" version="$4" ldflags="${5:-}"
-  local have="" cached="$cache/$name-$version-$gover/$name"
+  local name="$1" module="$2" pkg="$3" version="$4" ldflags="${5:-}" tags="${6:-}"
+  local have="" cached="$cache/$name-$version-$gover${tags:+-$tags}/$name"
   if [ -x "$bin/$name" ]; then
     have="$(modversion "$bin/$name" "$module")"
   fi
   if [ "$have" = "$version" ]; then
-    echo "tools: $name $version ($gover) already in bin/"
+    $check || echo "tools: $name $version ($gover) already in bin/"
     return 0
   fi
   if [ -x "$cached" ] && [ "$(modversion "$cached" "$module")" = "$version" ]; then
+    $check && return 0
     place "$cached" "$bin/$name"
     echo "tools: $name $version copied from $cache"
+    return 0
+  fi
+  if $check; then
+    would_build=true
     return 0
   fi
   echo "tools: installing $name $version (${have:+replacing $have, }this can take a few minutes)..."
@@ -62,7 +72,7 @@ install() {
   local dir
   dir="$(mktemp -d)"
   (cd "$dir" && GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$(dirname "$cached")" CGO_ENABLED=0 \
-    go install -trimpath ${ldflags:+-ldflags "$ldflags"} "$pkg@$version")
+    go install -trimpath ${ldflags:+-ldflags "$ldflags"} ${tags:+-tags "$tags"} "$pkg@$version")
   rmdir "$dir"
   place "$cached" "$bin/$name"
   echo "tools: $name $version installed in $((SECONDS - start))s"
@@ -85,9 +95,13 @@ for t in "${tools[@]}"; do
       ;;
     promtool)
       # Module v0.X.Y is Prometheus 3.X.Y (v0.316.0 = 3.16.0); stamp it so `promtool --version` prints it.
+      # remove_all_sd (Prometheus' own build tag) leaves out the service
+      # discovery plugins (AWS, Azure, GCE, ... SDKs): half the compile of a
+      # first build, and nothing `promtool check/test rules` uses (only
+      # `promtool check config` of a Prometheus config with those SDs would).
       r="${PROMTOOL_VERSION#v0.}"; mm="${r%%.*}"; v="${mm:0:1}.${mm:1}.${r#*.}"
       install promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION" \
-        "-X github.com/prometheus/common/version.Version=$v"
+        "-X github.com/prometheus/common/version.Version=$v" remove_all_sd
       ;;
     golangci-lint)
       install golangci-lint github.com/golangci/golangci-lint/v2 github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION"
@@ -107,3 +121,4 @@ for t in "${tools[@]}"; do
       ;;
   esac
 done
+if $check && $would_build; then exit 1; fi

@@ -16,9 +16,14 @@
 #      errors; ServiceMonitor and PrometheusRule against the schemas in
 #      tools/k8sschema/crds/, Cluster and Pooler against those of step 3),
 #      and proof that those CRD schemas reject what the API server would
-#   7. the Go tests in pkg/charttest
-# Versions: tools/versions.env. Usage: bash scripts/chart/test.sh
+#   7. the Go tests in pkg/charttest (unless CHARTTEST_DONE=1: scripts/ci/local.sh
+#      sets it when its test step has just run them, with the race detector)
+# Versions: tools/versions.env. Usage: bash scripts/chart/test.sh [--prepare]
+# --prepare does steps 1-3 only (tools and schemas) and exits: what
+# scripts/ci/prebuild.sh builds ahead of time.
 set -euo pipefail
+prepare=false
+if [ "${1:-}" = "--prepare" ]; then prepare=true; fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -80,6 +85,11 @@ else
   GOWORK=off go run ./tools/k8sschema -out "$crd_schemas" \
     -crd "$bases/postgresql.cnpg.io_clusters.yaml" -crd "$bases/postgresql.cnpg.io_poolers.yaml"
   echo "$want_crd_stamp" >"$crd_stamp"
+fi
+
+if $prepare; then
+  echo "chart: tools and schemas ready in $((SECONDS - start))s"
+  exit 0
 fi
 
 step "ops/ copies in the chart"
@@ -222,6 +232,12 @@ for c in "${bad_cases[@]}"; do
 done
 
 step "Go chart tests (pkg/charttest)"
-go test -count=1 ./pkg/charttest/
+if [ "${CHARTTEST_DONE:-}" = 1 ]; then
+  # scripts/ci/local.sh's test step ran this package a moment ago, on the
+  # same tree, with the race detector.
+  echo "already run by the test step of this scripts/ci/local.sh run (CHARTTEST_DONE=1)"
+else
+  go test -count=1 ./pkg/charttest/
+fi
 
 printf '\nchart tests passed in %ds\n' "$((SECONDS - start))"

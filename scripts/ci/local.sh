@@ -20,6 +20,10 @@
 #   actionlint    every workflow                                  [actionlint]
 #   images        the Dockerfiles' build replayed without Docker  [images]
 #   e2e           the e2e suite against a complete local system   [e2e (kind)]
+# While the test step runs, scripts/ci/prebuild.sh builds (in the background,
+# at low priority) the tools, schemas and binaries the later steps need; each
+# later step waits for it first. A step still checks everything; the test
+# step's pkg/charttest run stands for the chart step's (CHARTTEST_DONE=1).
 # What only GitHub runs (it needs a Docker engine or the network): the Buildx
 # image builds with SBOM and provenance, the Trivy scan, the kind cluster with
 # ingress-nginx, helm install/test there, publishing, CodeQL.
@@ -97,16 +101,66 @@ step_e2e() { need scripts/e2e.sh && bash scripts/e2e.sh; }
 
 need() { [ -f "$1" ] || { echo "$1 does not exist yet"; return 1; }; }
 
+runs() { # STEP: selected and not skipped
+  case " ${want[*]} " in *" $1 "*) ;; *) return 1 ;; esac
+  case " ${SKIP:-} " in *" $1 "*) return 1 ;; esac
+}
+
+# The background builds for the steps after the test step.
+prebuild_pid=""
+start_prebuild() {
+  local later=() s after=false
+  for s in "${all[@]}"; do
+    if $after && runs "$s"; then later+=("$s"); fi
+    [ "$s" != test ] || after=true
+  done
+  [ ${#later[@]} -gt 0 ] || return 0
+  mkdir -p .cache
+  echo "ci: building what ${later[*]} need in the background while the tests run (.cache/prebuild.log)"
+  if command -v setsid >/dev/null 2>&1; then
+    setsid nice -n 10 scripts/ci/prebuild.sh "${later[@]}" >.cache/prebuild.log 2>&1 &
+  else
+    nice -n 10 scripts/ci/prebuild.sh "${later[@]}" >.cache/prebuild.log 2>&1 &
+  fi
+  prebuild_pid=$!
+}
+wait_prebuild() {
+  [ -n "$prebuild_pid" ] || return 0
+  local t0=$SECONDS
+  wait "$prebuild_pid" || true
+  prebuild_pid=""
+  grep '^prebuild:' .cache/prebuild.log | sed 's/^/  /' || true
+  local took
+  took="$(sed -n 's/^prebuild: all in \([0-9]*\)s$/\1/p' .cache/prebuild.log)"
+  echo "ci: the background builds took ${took:-?}s beside the test step; waited $((SECONDS - t0))s for them here"
+  results+=("$(printf '%-11s bg      %4ss  (beside test; then waited %ds)' prebuild "${took:-?}" $((SECONDS - t0)))")
+}
+stop_prebuild() {
+  [ -n "$prebuild_pid" ] || return 0
+  kill -- "-$prebuild_pid" 2>/dev/null || kill "$prebuild_pid" 2>/dev/null || true
+}
+trap stop_prebuild EXIT
+
 results=()
 start_all=$SECONDS
 failed=""
+test_done=false
 for s in "${all[@]}"; do
   case " ${want[*]} " in *" $s "*) ;; *) continue ;; esac
   case " ${SKIP:-} " in *" $s "*) results+=("$(printf '%-11s skipped' "$s")"); continue ;; esac
+  if [ "$s" = test ]; then
+    start_prebuild
+  elif $test_done; then
+    wait_prebuild
+  fi
   printf '\n\033[1m==> ci: %s\033[0m\n' "$s"
   t0=$SECONDS
   if ( "step_$s" ); then
     results+=("$(printf '%-11s ok      %4ds' "$s" $((SECONDS - t0)))")
+    if [ "$s" = test ]; then
+      test_done=true
+      export CHARTTEST_DONE=1
+    fi
   else
     results+=("$(printf '%-11s FAILED  %4ds' "$s" $((SECONDS - t0)))")
     failed=$s
