@@ -23,9 +23,10 @@
 #    scripts then fall back to what needs no engine. With DOCKER_REQUIRED=1
 #    (.ci/run sets it) that is a failure instead.
 #
-# CMD sees DOCKER_ENGINE=up or DOCKER_ENGINE=none, and DOCKER_CLI (the client
-# that can build with BuildKit, see scripts/docker/lib.sh). Exits with CMD's
-# status.
+# CMD sees DOCKER_ENGINE=up or DOCKER_ENGINE=none, DOCKER_CLI (the client
+# that can build with BuildKit, see scripts/docker/lib.sh) and, with this
+# script's engine, DOCKER_HOST and TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1.
+# Exits with CMD's status.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=scripts/docker/lib.sh
@@ -165,6 +166,12 @@ else
 fi
 flock -u 8
 exec 8>&-
+# The engine of this script publishes on this host's 127.0.0.1: that is where
+# testcontainers must look for the ports (it would take the bridge's gateway
+# on a machine that looks like a container, i.e. has /.dockerenv).
+if [ "${DOCKER_HOST:-}" = "unix://$DOCKER_ENGINE_SOCKET" ]; then
+  export TESTCONTAINERS_HOST_OVERRIDE=${TESTCONTAINERS_HOST_OVERRIDE:-127.0.0.1}
+fi
 
 if [ "$DOCKER_ENGINE" = none ]; then
   if [ "${DOCKER_REQUIRED:-}" = 1 ]; then
