@@ -1,8 +1,15 @@
 // Package pgtest gives each test its own freshly migrated Postgres database.
 //
-// With a Docker engine it starts one Postgres container per test binary
-// (testcontainers-go); without one it uses the server named by
-// TEST_DATABASE_URL. With neither the test fails: integration tests never skip.
+// The server is, in this order:
+//   - the one named by TEST_DATABASE_URL, when it is set: an explicit URL
+//     always wins, so an engine that cannot pull changes nothing;
+//   - otherwise, with a Docker engine (and PGTEST_NO_DOCKER unset), one
+//     Postgres container per test binary, started through testcontainers-go
+//     from PGTEST_IMAGE (default postgres:17-alpine), removed when the
+//     process exits. A missing image that cannot be pulled is reported with
+//     the ways out.
+//
+// With neither the test fails: integration tests never skip.
 package pgtest
 
 import (
@@ -19,8 +26,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/testcontainers/testcontainers-go"
-	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 
 	"github.com/rickmorty/rickmorty/db"
 )
@@ -35,46 +40,32 @@ var (
 	serverErr  error
 )
 
-// server returns the admin URL of the server tests use, starting a container
-// once per process when Docker is available.
+// server returns the admin URL of the server tests use: TEST_DATABASE_URL,
+// else a container started once per process (docker.go).
 func server() (string, error) {
 	serverOnce.Do(func() {
-		if dockerAvailable() && os.Getenv("PGTEST_NO_DOCKER") == "" {
-			serverURL, serverErr = startContainer()
-			return
-		}
-		serverURL = os.Getenv(EnvURL)
-		if serverURL == "" {
-			serverErr = fmt.Errorf("no Docker engine and %s is unset: set it to a Postgres URL whose user may CREATE DATABASE (make test does)", EnvURL)
-		}
+		serverURL, serverErr = chooseServer(os.Getenv, dockerAvailable, startContainer)
 	})
 	return serverURL, serverErr
 }
 
-func dockerAvailable() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	p, err := testcontainers.NewDockerProvider()
-	if err != nil {
-		return false
+// chooseServer is server's decision, with the environment and the Docker
+// side as parameters for its test.
+func chooseServer(getenv func(string) string, docker func() bool, start func() (string, error)) (string, error) {
+	if u := getenv(EnvURL); u != "" {
+		return u, nil
 	}
-	defer p.Close() //nolint:errcheck // a probe: nothing to do if closing it fails
-	return p.Health(ctx) == nil
-}
-
-func startContainer() (string, error) {
-	ctx := context.Background()
-	c, err := tcpostgres.Run(ctx, "postgres:17-alpine",
-		tcpostgres.WithDatabase("postgres"),
-		tcpostgres.WithUsername("postgres"),
-		tcpostgres.WithPassword("postgres"),
-		tcpostgres.BasicWaitStrategies(),
-	)
-	if err != nil {
-		return "", fmt.Errorf("start postgres container: %w", err)
+	if getenv(EnvNoDocker) != "" {
+		return "", fmt.Errorf("%s is set (no Docker) and %s is unset: set it to a Postgres URL whose user may CREATE DATABASE (make test does)", EnvNoDocker, EnvURL)
 	}
-	// The container is reaped by testcontainers' Ryuk when the process exits.
-	return c.ConnectionString(ctx, "sslmode=disable")
+	if !docker() {
+		return "", fmt.Errorf("no Docker engine and %s is unset: set it to a Postgres URL whose user may CREATE DATABASE (make test does)", EnvURL)
+	}
+	u, err := start()
+	if err != nil {
+		return "", fmt.Errorf("%w\n  (%s unset and a Docker engine answers, so the tests use a container)", err, EnvURL)
+	}
+	return u, nil
 }
 
 // New creates a migrated database for t, dropped when t ends, and returns its URL.

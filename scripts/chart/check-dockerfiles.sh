@@ -55,6 +55,19 @@ logical_lines() {
     }' "$1"
 }
 
+# resolve WORD: WORD with the Dockerfile's global ARGs' defaults substituted (FROM
+# ${GO_IMAGE}, whose default names ${GO_VERSION}).
+resolve() {
+  local w=$1 k i
+  for i in 1 2 3; do
+    for k in "${!global_args[@]}"; do
+      w="${w//\$\{$k\}/${global_args[$k]}}"
+      w="${w//\$$k/${global_args[$k]}}"
+    done
+  done
+  echo "$w"
+}
+
 for df in "${dockerfiles[@]}"; do
   echo
   echo "==> $df"
@@ -93,7 +106,7 @@ for df in "${dockerfiles[@]}"; do
   done < <(logical_lines "$df")
 
   last=$stage
-  final_image="${stage_images[$last]}"
+  final_image="$(resolve "${stage_images[$last]}")"
   # The build stage is the one the final stage copies from.
   from_stage="$(grep -oE 'COPY[[:space:]]+--from=[^[:space:]]+' "$df" | tail -1 | sed 's/.*--from=//')"
   for i in "${!stage_names[@]}"; do
@@ -113,7 +126,7 @@ for df in "${dockerfiles[@]}"; do
       *) fail "Makefile GO_VERSION=$mk_go differs from $go_arg" ;;
     esac
   fi
-  build_image="${stage_images[$build_stage]//\$\{GO_VERSION\}/$go_arg}"
+  build_image="$(resolve "${stage_images[$build_stage]}")"
   [[ "$build_image" == golang:"$go_arg"* ]] && ok "build stage FROM $build_image" || fail "build stage FROM $build_image is not golang:$go_arg"
 
   [ "${stage_env[$build_stage.CGO_ENABLED]:-}" = 0 ] && ok "ENV CGO_ENABLED=0" || fail "build stage does not set ENV CGO_ENABLED=0"
