@@ -42,7 +42,7 @@ const pullTimeout = 2 * time.Minute
 // lifeline is the connection that keeps this process's container alive: see
 // holdLifeline. Package level, so that it is never closed (or collected)
 // before the process exits.
-var lifeline net.Conn
+var lifeline net.Conn //nolint:unused // held, never read: its being open keeps the container alive
 
 // dockerAvailable: an engine answers (DOCKER_HOST, else the default socket).
 func dockerAvailable() bool {
@@ -63,7 +63,7 @@ func dockerAvailable() bool {
 // configuration, which it does once, on first use: dockerAvailable.
 func disableRyuk() {
 	if _, set := os.LookupEnv("TESTCONTAINERS_RYUK_DISABLED"); !set {
-		_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true") //nolint:errcheck // cannot fail for a valid name
+		_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true") // cannot fail for a valid name
 	}
 }
 

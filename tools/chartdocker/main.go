@@ -28,6 +28,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -82,7 +83,7 @@ func helmBinary() string {
 func render(chart string, extra []string) ([]byte, error) {
 	args := append([]string{"template", "rickmorty", chart, "--namespace", "rickmorty"}, extra...)
 	var stderr bytes.Buffer
-	cmd := exec.Command(helmBinary(), args...) //nolint:gosec // the developer's own helm and chart
+	cmd := exec.CommandContext(context.Background(), helmBinary(), args...) //nolint:gosec // the developer's own helm and chart
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -144,7 +145,7 @@ func translate(pod, ctr map[string]any, securityOnly bool) ([]string, error) {
 
 	user, hasUser := setting("runAsUser").(int)
 	group, hasGroup := setting("runAsGroup").(int)
-	if setting("runAsNonRoot") == true && (!hasUser || user == 0) {
+	if isTrue(setting("runAsNonRoot")) && (!hasUser || user == 0) {
 		return nil, errors.New("runAsNonRoot without a numeric non-root runAsUser: docker cannot check the image's user")
 	}
 	switch {
@@ -165,13 +166,13 @@ func translate(pod, ctr map[string]any, securityOnly bool) ([]string, error) {
 	for _, g := range groups {
 		args = append(args, "--group-add", strconv.Itoa(g))
 	}
-	if ctrSC["privileged"] == true {
+	if isTrue(ctrSC["privileged"]) {
 		args = append(args, "--privileged")
 	}
-	if ctrSC["readOnlyRootFilesystem"] == true {
+	if isTrue(ctrSC["readOnlyRootFilesystem"]) {
 		args = append(args, "--read-only")
 	}
-	if ctrSC["allowPrivilegeEscalation"] == false {
+	if isFalse(ctrSC["allowPrivilegeEscalation"]) {
 		args = append(args, "--security-opt", "no-new-privileges")
 	}
 	if caps, _ := ctrSC["capabilities"].(map[string]any); caps != nil {
@@ -351,4 +352,16 @@ func dig(m map[string]any, path ...string) any {
 func list(v any) []any {
 	l, _ := v.([]any)
 	return l
+}
+
+// isTrue and isFalse read a YAML boolean: an absent or non-boolean value is
+// neither.
+func isTrue(v any) bool {
+	b, ok := v.(bool)
+	return ok && b
+}
+
+func isFalse(v any) bool {
+	b, ok := v.(bool)
+	return ok && !b
 }
