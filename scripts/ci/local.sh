@@ -74,11 +74,11 @@ step_vet() {
 step_lint() {
   tools/install.sh golangci-lint
   bin/golangci-lint config verify
-  bin/golangci-lint run ./... ./e2e/...
+  bin/golangci-lint run --allow-parallel-runners ./... ./e2e/...
   local d
   for d in ${extra_modules[@]+"${extra_modules[@]}"}; do
     echo "golangci-lint in $d (GOWORK=off)"
-    (cd "$d" && GOWORK=off "$root/bin/golangci-lint" run --config "$root/.golangci.yml" ./...)
+    (cd "$d" && GOWORK=off "$root/bin/golangci-lint" run --allow-parallel-runners --config "$root/.golangci.yml" ./...)
   done
 }
 step_test() { scripts/ci/test.sh; }
