@@ -59,37 +59,11 @@ func SelectOnlyRole(t testing.TB, dbURL string) string {
 	}
 	defer owner.Close(context.Background())
 	vars := map[string]string{"api_role": role, "dbname": strings.TrimPrefix(u.Path, "/")}
-	for _, stmt := range psqlStatements(db.APIReadOnlyGrants(), vars) {
+	for _, stmt := range PSQLStatements(db.APIReadOnlyGrants(), vars) {
 		if _, err := owner.Exec(ctx, stmt); err != nil {
 			t.Fatalf("pgtest: grants script: %s: %v", stmt, err)
 		}
 	}
 	u.User = url.User(role)
 	return u.String()
-}
-
-// psqlStatements turns a plain psql script (comments, backslash
-// meta-commands, :"var" and :'var' interpolation, statements ending in ;)
-// into the statements it runs.
-func psqlStatements(script string, vars map[string]string) []string {
-	var lines []string
-	for line := range strings.SplitSeq(script, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, `\`) || strings.HasPrefix(trimmed, "--") {
-			continue
-		}
-		lines = append(lines, line)
-	}
-	text := strings.Join(lines, "\n")
-	for k, v := range vars {
-		text = strings.ReplaceAll(text, `:"`+k+`"`, pgx.Identifier{v}.Sanitize())
-		text = strings.ReplaceAll(text, `:'`+k+`'`, "'"+strings.ReplaceAll(v, "'", "''")+"'")
-	}
-	var out []string
-	for stmt := range strings.SplitSeq(text, ";") {
-		if s := strings.TrimSpace(stmt); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
