@@ -50,7 +50,7 @@ fi
 make -s build
 (
   cd pkg/opscheck
-  export GOWORK=off OPSCHECK_REQUIRE_LIVE=1 OPSCHECK_BIN_DIR="$PWD/../../bin"
+  export GOWORK=off OPSCHECK_REQUIRE_LIVE=1
   unformatted="$(gofmt -l .)"
   if [ -n "$unformatted" ]; then echo "not gofmt-formatted: $unformatted" >&2; exit 1; fi
   go vet ./...

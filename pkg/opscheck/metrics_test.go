@@ -176,27 +176,16 @@ func nearNames(exp exposition, name string) string {
 }
 
 // liveExposition runs the system and returns what its /metrics pages offer.
-// The binaries are built here, or taken from OPSCHECK_BIN_DIR, which
-// scripts/ops-test.sh sets to the bin/ it has just brought up to date with
-// `make build`, so that the e2e step after it reuses the same build.
 func liveExposition(t *testing.T, admin string) exposition {
 	root := repoRoot(t)
-	bin := os.Getenv("OPSCHECK_BIN_DIR")
-	if bin == "" {
-		bin = t.TempDir()
-		build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/api", "./cmd/ingester", "./cmd/fakeupstream")
-		build.Dir = root
-		// Build the application as its own module or workspace would, not with
-		// this test module's GOWORK=off.
-		build.Env = append(withoutEnv(os.Environ(), "GOWORK"), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build ./cmd/...: %v\n%s", err, out)
-		}
-	}
-	for _, b := range []string{"api", "ingester", "fakeupstream"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			t.Fatalf("OPSCHECK_BIN_DIR=%s: %v", bin, err)
-		}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/api", "./cmd/ingester", "./cmd/fakeupstream")
+	build.Dir = root
+	// Build the application as its own module or workspace would, not with
+	// this test module's GOWORK=off.
+	build.Env = append(withoutEnv(os.Environ(), "GOWORK"), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/...: %v\n%s", err, out)
 	}
 
 	dbURL := createDatabase(t, admin)
