@@ -21,8 +21,9 @@ var migrations embed.FS
 var apiReadOnlyGrants string
 
 // SchemaVersion is the migration version the binaries in this build expect.
-// 2: ingest_runs.result may be 'refused'; 3: 64-bit ids, rejected records.
-const SchemaVersion = 3
+// 2: ingest_runs.result may be 'refused'; 3: 64-bit ids, rejected records;
+// 4: trigram indexes for the list filters.
+const SchemaVersion = 4
 
 // Migrate applies every pending up migration to the database at databaseURL.
 // golang-migrate holds a Postgres advisory lock while it works, so two

@@ -80,6 +80,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	MaxRefreshAge   time.Duration
 	LogFile         telemetry.LogFileConfig
+	// CacheControl and CompressMinBytes shape successful answers for
+	// browsers, CDNs and the ingress.
+	CacheControl     httpapi.CacheControl
+	CompressMinBytes int
 }
 
 // settings declares every variable of the API once, bound to c's fields:
@@ -119,6 +123,16 @@ func settings(c *Config) []config.Setting {
 			Usage: "time allowed for in-flight requests to finish"},
 		{Name: "HEALTH_MAX_REFRESH_AGE", Default: "0", Min: "0s", Max: "8760h", Dest: &c.MaxRefreshAge,
 			Usage: "/healthcheck is degraded when the last successful ingest is older; 0 is off"},
+		{Name: "CACHE_CONTROL_MAX_AGE", Default: "0s", Min: "0s", Max: "8760h", Dest: &c.CacheControl.MaxAge,
+			Usage: "Cache-Control max-age of list and item answers (whole seconds); all four CACHE_CONTROL_* at 0: no-cache"},
+		{Name: "CACHE_CONTROL_S_MAXAGE", Default: "0s", Min: "0s", Max: "8760h", Dest: &c.CacheControl.SharedMaxAge,
+			Usage: "Cache-Control s-maxage: how long shared caches (CDN, ingress) reuse an answer; 0 leaves it out"},
+		{Name: "CACHE_CONTROL_STALE_WHILE_REVALIDATE", Default: "0s", Min: "0s", Max: "8760h", Dest: &c.CacheControl.StaleWhileRevalidate,
+			Usage: "Cache-Control stale-while-revalidate; 0 leaves it out"},
+		{Name: "CACHE_CONTROL_STALE_IF_ERROR", Default: "0s", Min: "0s", Max: "8760h", Dest: &c.CacheControl.StaleIfError,
+			Usage: "Cache-Control stale-if-error: a cache may serve its copy while the API fails; 0 leaves it out"},
+		{Name: "COMPRESSION_MIN_BYTES", Default: "1024", Min: "1", Max: "1073741824", Dest: &c.CompressMinBytes,
+			Usage: "answers at least this big are also kept br-, zstd- and gzip-compressed, for clients that accept it"},
 		{Name: "LOG_FILE", Dest: &c.LogFile.Path,
 			Usage: "also write the JSON log to this file (for a log-shipping sidecar); unset: stdout only"},
 		{Name: "LOG_FILE_MAX_BYTES", Default: "10485760", Min: "65536", Max: "1073741824", Dest: &c.LogFile.MaxBytes,
@@ -238,6 +252,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		RateMaxClients: cfg.RateMaxClients,
 		TrustedProxies: cfg.TrustedProxies,
 		MaxRefreshAge:  cfg.MaxRefreshAge,
+
+		CacheControl:     cfg.CacheControl,
+		CompressMinBytes: cfg.CompressMinBytes,
 	}, httpapi.Deps{Store: store, Cache: responses, Listener: listener, Logger: log, Registry: reg, TracerProvider: tp})
 
 	hs := &http.Server{

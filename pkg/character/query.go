@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Error codes. The HTTP layer maps each to a status in one table; everything
@@ -80,13 +83,41 @@ const (
 	MaxPage = math.MaxInt / MaxPageSize
 )
 
+// Genders a list may be filtered by, as the filter spells them (any case is
+// accepted). The upstream writes them Female, Male, Genderless, unknown.
+const (
+	GenderFemale     = "female"
+	GenderMale       = "male"
+	GenderGenderless = "genderless"
+	GenderUnknown    = "unknown"
+)
+
+// MaxFilterLength bounds a text filter, in characters: longer names than
+// any character has are a mistake or abuse, and each costs index work.
+const MaxFilterLength = 100
+
 // ListQuery is a validated, normalised request for one page of characters.
 type ListQuery struct {
 	Sort     string
 	Order    string
 	Page     int
 	PageSize int
+	Filter   Filter
 }
+
+// Filter narrows a listing; the zero Filter keeps every character. Name,
+// Origin and Location match a case-insensitive substring of the character's
+// name, origin name and location name (as the upstream's name filter does);
+// Gender is one of the Gender constants, compared case-insensitively.
+type Filter struct {
+	Name     string
+	Origin   string
+	Location string
+	Gender   string
+}
+
+// IsZero reports whether f keeps every character.
+func (f Filter) IsZero() bool { return f == Filter{} }
 
 // DefaultListQuery is the query an empty query string means.
 func DefaultListQuery() ListQuery {
@@ -95,7 +126,7 @@ func DefaultListQuery() ListQuery {
 
 // The parameters ParseListQuery understands. Others are ignored so that
 // clients and proxies may add their own (cache busters, tracking tags).
-var listParams = [...]string{"sort", "order", "page", "page_size"}
+var listParams = [...]string{"sort", "order", "page", "page_size", "name", "origin", "location", "gender"}
 
 // ParseListQuery validates v into a ListQuery, filling defaults for missing
 // or empty parameters. A parameter given twice is refused rather than
@@ -138,9 +169,44 @@ func ParseListQuery(v url.Values) (ListQuery, error) {
 				return ListQuery{}, Invalid(name, "parameter \"page_size\" must be an integer between 1 and %d", MaxPageSize)
 			}
 			q.PageSize = n
+		case "name", "origin", "location":
+			if err := checkFilterText(name, s); err != nil {
+				return ListQuery{}, err
+			}
+			switch name {
+			case "name":
+				q.Filter.Name = s
+			case "origin":
+				q.Filter.Origin = s
+			default:
+				q.Filter.Location = s
+			}
+		case "gender":
+			switch g := strings.ToLower(s); g {
+			case GenderFemale, GenderMale, GenderGenderless, GenderUnknown:
+				q.Filter.Gender = g
+			default:
+				return ListQuery{}, Invalid(name, "parameter \"gender\" must be one of female, male, genderless, unknown")
+			}
 		}
 	}
 	return q, nil
+}
+
+// checkFilterText refuses a text filter the database could not compare or
+// that is unreasonably long: invalid UTF-8, control characters (a NUL byte
+// cannot even be sent to Postgres) and more than MaxFilterLength characters.
+func checkFilterText(param, s string) error {
+	if !utf8.ValidString(s) {
+		return Invalid(param, "parameter %q must be valid UTF-8 text", param)
+	}
+	if n := utf8.RuneCountInString(s); n > MaxFilterLength {
+		return Invalid(param, "parameter %q must be at most %d characters (got %d)", param, MaxFilterLength, n)
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return Invalid(param, "parameter %q must not contain control characters", param)
+	}
+	return nil
 }
 
 // parseInt accepts plain decimal digits only: no sign, no spaces, no
@@ -182,7 +248,9 @@ func ParseID(s string) (int, error) {
 }
 
 // Key is the normalised form of q: equal queries, however spelled (order
-// of parameters, defaults left out, leading zeros), have equal keys.
+// of parameters, defaults left out, leading zeros), have equal keys. Text
+// filters are kept as written (only their case-insensitive comparison in
+// the database decides what they match); Key is also a valid query string.
 func (q ListQuery) Key() string {
 	var b strings.Builder
 	b.Grow(48)
@@ -194,6 +262,17 @@ func (q ListQuery) Key() string {
 	b.WriteString(strconv.Itoa(q.Page))
 	b.WriteString("&page_size=")
 	b.WriteString(strconv.Itoa(q.PageSize))
+	// Filters only when set, so unfiltered keys (and their links) stay short.
+	for _, f := range [...]struct{ name, value string }{
+		{"name", q.Filter.Name}, {"origin", q.Filter.Origin}, {"location", q.Filter.Location}, {"gender", q.Filter.Gender},
+	} {
+		if f.value != "" {
+			b.WriteString("&")
+			b.WriteString(f.name)
+			b.WriteString("=")
+			b.WriteString(url.QueryEscape(f.value))
+		}
+	}
 	return b.String()
 }
 
@@ -206,9 +285,16 @@ func (q ListQuery) WithPage(p int) ListQuery {
 // Offset is the number of rows before q's page.
 func (q ListQuery) Offset() int { return (q.Page - 1) * q.PageSize }
 
+// Snapshot says which data a read saw: the data version (it changes with
+// every ingest that changes a row) and when that version was committed.
+// Read in the same statement as the rows, it can serve as their validator.
+type Snapshot struct {
+	Version  int64
+	Modified time.Time
+}
+
 // Page is one page of a sorted listing plus the facts a client needs to
-// walk it. Version is the data version the page was read at, in the same
-// snapshot as the rows, so it can serve as a validator.
+// walk it, and the Snapshot it was read at.
 type Page struct {
 	Query      ListQuery
 	TotalCount int
@@ -217,11 +303,11 @@ type Page struct {
 	HasNext    bool
 	OutOfRange bool
 	Results    []Character
-	Version    int64
+	Snapshot
 }
 
-// NewPage computes the paging facts for q over total rows.
-func NewPage(q ListQuery, total int, results []Character, version int64) Page {
+// NewPage computes the paging facts for q over total rows read at snap.
+func NewPage(q ListQuery, total int, results []Character, snap Snapshot) Page {
 	pages := 0
 	if total > 0 {
 		pages = (total + q.PageSize - 1) / q.PageSize
@@ -240,6 +326,6 @@ func NewPage(q ListQuery, total int, results []Character, version int64) Page {
 		HasNext:    q.Page < pages,
 		OutOfRange: outOfRange,
 		Results:    results,
-		Version:    version,
+		Snapshot:   snap,
 	}
 }

@@ -21,6 +21,15 @@ func TestParseListQueryDefaultsAndValues(t *testing.T) {
 		{"sort=&order=&page=&page_size=", character.ListQuery{Sort: "id", Order: "asc", Page: 1, PageSize: 20}},
 		{"unknown=1&utm_source=x", character.ListQuery{Sort: "id", Order: "asc", Page: 1, PageSize: 20}},
 		{"page=999999999999", character.ListQuery{Sort: "id", Order: "asc", Page: 999999999999, PageSize: 20}},
+		{"name=Rick+S&origin=Earth+(C-137)&location=Citadel&gender=FeMale&sort=name",
+			character.ListQuery{Sort: "name", Order: "asc", Page: 1, PageSize: 20, Filter: character.Filter{
+				Name: "Rick S", Origin: "Earth (C-137)", Location: "Citadel", Gender: "female"}}},
+		{"name=&origin=&location=&gender=", character.ListQuery{Sort: "id", Order: "asc", Page: 1, PageSize: 20}},
+		{"gender=unknown", character.ListQuery{Sort: "id", Order: "asc", Page: 1, PageSize: 20, Filter: character.Filter{Gender: "unknown"}}},
+		{"gender=GENDERLESS", character.ListQuery{Sort: "id", Order: "asc", Page: 1, PageSize: 20, Filter: character.Filter{Gender: "genderless"}}},
+		{"name=%25_%5C", character.ListQuery{Sort: "id", Order: "asc", Page: 1, PageSize: 20, Filter: character.Filter{Name: `%_\`}}},
+		{"name=" + strings.Repeat("é", character.MaxFilterLength), character.ListQuery{Sort: "id", Order: "asc", Page: 1, PageSize: 20,
+			Filter: character.Filter{Name: strings.Repeat("é", character.MaxFilterLength)}}},
 	} {
 		v, _ := url.ParseQuery(tc.query)
 		got, err := character.ParseListQuery(v)
@@ -53,6 +62,15 @@ func TestParseListQueryRejectsAndNamesTheParameter(t *testing.T) {
 		{"sort=name&sort=id", "sort"},
 		{"order=up", "order"},
 		{"order=DESC", "order"},
+		{"gender=f", "gender"},
+		{"gender=woman", "gender"},
+		{"gender=male&gender=female", "gender"},
+		{"name=" + strings.Repeat("a", character.MaxFilterLength+1), "name"},
+		{"origin=" + strings.Repeat("é", character.MaxFilterLength+1), "origin"},
+		{"location=a%00b", "location"},
+		{"name=a%09b", "name"},
+		{"name=%ff%fe", "name"},
+		{"name=a&name=b", "name"},
 	} {
 		v, _ := url.ParseQuery(tc.query)
 		_, err := character.ParseListQuery(v)
@@ -91,6 +109,20 @@ func TestKeyIsNormalised(t *testing.T) {
 	if parse("page=2").Key() == b.Key() {
 		t.Error("different pages share a key")
 	}
+	if got, want := parse("gender=Male&name=a%26b&page=2").Key(), "sort=id&order=asc&page=2&page_size=20&name=a%26b&gender=male"; got != want {
+		t.Errorf("filtered key = %q, want %q", got, want)
+	}
+	if parse("gender=male").Key() != parse("gender=MALE").Key() {
+		t.Error("one gender spelled in two cases has two keys")
+	}
+	for _, other := range []string{"name=x", "origin=x", "location=x", "gender=male"} {
+		if parse(other).Key() == b.Key() {
+			t.Errorf("%s shares the unfiltered key", other)
+		}
+	}
+	if parse("name=x").Key() == parse("origin=x").Key() {
+		t.Error("the same text filtering two fields shares a key")
+	}
 }
 
 func TestNewPage(t *testing.T) {
@@ -112,7 +144,7 @@ func TestNewPage(t *testing.T) {
 		{"empty set page 1", q(1, 10), 0, 0, false, false, false},
 		{"empty set page 2", q(2, 10), 0, 0, false, false, true},
 	} {
-		p := character.NewPage(tc.q, tc.total, nil, 7)
+		p := character.NewPage(tc.q, tc.total, nil, character.Snapshot{Version: 7})
 		if p.TotalPages != tc.pages || p.HasPrev != tc.prev || p.HasNext != tc.next || p.OutOfRange != tc.outOfRange {
 			t.Errorf("%s: pages=%d prev=%v next=%v out=%v; want %d %v %v %v", tc.name,
 				p.TotalPages, p.HasPrev, p.HasNext, p.OutOfRange, tc.pages, tc.prev, tc.next, tc.outOfRange)
@@ -160,6 +192,7 @@ func FuzzParseListQuery(f *testing.F) {
 		"", "sort=name&order=desc&page=2&page_size=5", "page=0", "page_size=101", "sort=foo", "order=up",
 		"page=abc", "page=1&page=2", "page=99999999999999999999", "page=%zz", "page_size=-1", "page=+5",
 		"sort=created&page=1e3", "a=b&c", ";page=2", "page=\x00", "page_size=100&page=92233720368547758",
+		"name=rick&gender=Male", "origin=%26page%3D2&location=%3D%3D", "name=%25%5F", "gender=UNKNOWN&name=+",
 	} {
 		f.Add(s)
 	}
@@ -175,7 +208,7 @@ func FuzzParseListQuery(f *testing.F) {
 				t.Fatalf("%q: error %v is not EINVALID", raw, err)
 			}
 			switch e.Param {
-			case "sort", "order", "page", "page_size":
+			case "sort", "order", "page", "page_size", "name", "origin", "location", "gender":
 			default:
 				t.Fatalf("%q: error names %q", raw, e.Param)
 			}

@@ -56,8 +56,8 @@ func TestAppendPageMatchesEncodingJSON(t *testing.T) {
 		{ID: 3},
 	}
 	for _, p := range []character.Page{
-		character.NewPage(character.ListQuery{Sort: "id", Order: "asc", Page: 1, PageSize: 20}, 3, chars, 7),
-		character.NewPage(character.ListQuery{Sort: "id", Order: "asc", Page: 9, PageSize: 20}, 3, nil, 7),
+		character.NewPage(character.ListQuery{Sort: "id", Order: "asc", Page: 1, PageSize: 20}, 3, chars, character.Snapshot{Version: 7}),
+		character.NewPage(character.ListQuery{Sort: "id", Order: "asc", Page: 9, PageSize: 20}, 3, nil, character.Snapshot{Version: 7}),
 	} {
 		want := pageJSON{
 			Page: p.Query.Page, PageSize: p.Query.PageSize, TotalCount: p.TotalCount, TotalPages: p.TotalPages,

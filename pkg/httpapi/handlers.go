@@ -16,15 +16,16 @@ import (
 )
 
 // entry is a rendered response as the cache keeps it: the body is encoded
-// once per data version and header values are prebuilt, so a hit allocates
-// next to nothing.
+// and compressed once per data version and header values are prebuilt, so
+// a hit allocates next to nothing.
 type entry struct {
-	version  int64 // the data version the response was read at
-	notFound bool  // a cached 404 for an item: absent ids are cheap too
-	id       int
-	etag     []string
-	link     []string
-	body     []byte
+	version      int64 // the data version the response was read at
+	notFound     bool  // a cached 404 for an item: absent ids are cheap too
+	id           int
+	modified     time.Time // when version was committed, to the second
+	lastModified []string
+	link         []string
+	reps         [numCodings]*representation // identity always; others when worth it
 }
 
 // DataVersion lets the cache drop exactly the responses a new data version
@@ -33,9 +34,11 @@ func (e *entry) DataVersion() int64 { return e.version }
 
 // Size is the entry's approximate heap footprint, for the cache's byte bound.
 func (e *entry) Size() int64 {
-	n := int64(cap(e.body)) + 128 // the struct, slice headers, map slot and key
-	for _, h := range e.etag {
-		n += int64(len(h))
+	n := int64(192) // the struct, slice headers, map slot and key
+	for _, r := range e.reps {
+		if r != nil {
+			n += int64(cap(r.body)) + 96
+		}
 	}
 	for _, h := range e.link {
 		n += int64(len(h))
@@ -43,13 +46,20 @@ func (e *entry) Size() int64 {
 	return n
 }
 
-// etag changes exactly when the data version does: every ingest bumps it
-// in the same transaction as the data.
-func etag(version int64) []string {
-	return []string{`"v` + strconv.FormatInt(version, 10) + `"`}
+// newEntry builds the cached form of a 200 answer read at snap.
+func (s *Server) newEntry(snap character.Snapshot, body []byte, link []string) *entry {
+	e := &entry{version: snap.Version, link: link, reps: representations(snap.Version, body, s.cfg.CompressMinBytes)}
+	if !snap.Modified.IsZero() {
+		// HTTP dates have whole seconds; If-Modified-Since compares at that
+		// resolution, so two versions committed within one second share a
+		// Last-Modified (the ETag still tells them apart).
+		e.modified = snap.Modified.UTC().Truncate(time.Second)
+		e.lastModified = []string{e.modified.Format(http.TimeFormat)}
+	}
+	return e
 }
 
-func renderPage(p character.Page) *entry {
+func (s *Server) renderPage(p character.Page) *entry {
 	body := appendPage(make([]byte, 0, 256+350*len(p.Results)), p)
 	var links []string
 	if p.HasPrev {
@@ -61,11 +71,11 @@ func renderPage(p character.Page) *entry {
 	if p.TotalPages > 0 {
 		links = append(links, linkTo(p.Query.WithPage(1), "first"), linkTo(p.Query.WithPage(p.TotalPages), "last"))
 	}
-	e := &entry{version: p.Version, etag: etag(p.Version), body: body}
+	var link []string
 	if len(links) > 0 {
-		e.link = []string{strings.Join(links, ", ")}
+		link = []string{strings.Join(links, ", ")}
 	}
-	return e
+	return s.newEntry(p.Snapshot, body, link)
 }
 
 func linkTo(q character.ListQuery, rel string) string {
@@ -98,7 +108,7 @@ func (s *Server) handleList() echo.HandlerFunc {
 			if err != nil {
 				return nil, err
 			}
-			return renderPage(p), nil
+			return s.renderPage(p), nil
 		})
 		if err != nil {
 			return err
@@ -128,25 +138,25 @@ func (s *Server) handleGet() echo.HandlerFunc {
 		e, err := s.cache.Get(ctx, key, func(ctx context.Context) (*entry, error) {
 			var (
 				ch       character.Character
-				version  int64
+				snap     character.Snapshot
 				notFound bool
 			)
 			err := s.readCurrent(ctx, func(ctx context.Context) (int64, error) {
 				var err error
-				ch, version, err = s.store.Get(ctx, id)
+				ch, snap, err = s.store.Get(ctx, id)
 				notFound = character.ErrorCode(err) == character.ENOTFOUND
 				if notFound {
-					return version, nil // an absent id is an answer at a version too
+					return snap.Version, nil // an absent id is an answer at a version too
 				}
-				return version, err
+				return snap.Version, err
 			})
 			switch {
 			case err != nil:
 				return nil, err
 			case notFound:
-				return &entry{version: version, notFound: true, id: id}, nil
+				return &entry{version: snap.Version, notFound: true, id: id}, nil
 			}
-			return &entry{version: version, etag: etag(version), body: appendCharacter(make([]byte, 0, 400), ch)}, nil
+			return s.newEntry(snap, appendCharacter(make([]byte, 0, 400), ch), nil), nil
 		})
 		if err != nil {
 			return err
@@ -176,32 +186,62 @@ func (s *Server) readCurrent(ctx context.Context, read func(context.Context) (in
 	return err
 }
 
-// serve writes a cached entry, answering 304 when the client already has it.
+// serve writes a cached entry in the coding the client prefers, answering
+// 304 when the client already has that representation.
 func (s *Server) serve(c echo.Context, e *entry) error {
 	if e.notFound {
 		return character.Errorf(character.ENOTFOUND, "character %d not found", e.id)
 	}
+	req := c.Request()
+	r := e.reps[negotiate(req.Header.Get("Accept-Encoding"), &e.reps)]
 	h := c.Response().Header()
-	h["Etag"] = e.etag
-	h["Cache-Control"] = cacheControl
+	h["Etag"] = r.etag
+	h["Cache-Control"] = s.cacheControl
+	if e.lastModified != nil {
+		h["Last-Modified"] = e.lastModified
+	}
+	if v := h["Vary"]; v == nil { // CORS may have added Origin
+		h["Vary"] = varyAcceptEncoding
+	} else {
+		h["Vary"] = append(v, varyAcceptEncoding[0])
+	}
 	if e.link != nil {
 		h["Link"] = e.link
 	}
-	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, e.etag[0]) {
+	if notModified(req, r.etag[0], e.modified) {
 		c.Response().WriteHeader(http.StatusNotModified)
 		return nil
 	}
 	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = r.contentLength
+	if r.contentEncoding != nil {
+		h["Content-Encoding"] = r.contentEncoding
+	}
 	c.Response().WriteHeader(http.StatusOK)
-	_, err := c.Response().Write(e.body)
+	if req.Method == http.MethodHead {
+		return nil
+	}
+	_, err := c.Response().Write(r.body)
 	return err
 }
 
+// notModified evaluates the request's preconditions (RFC 9110 13.2.2):
+// If-None-Match when present, else If-Modified-Since.
+func notModified(req *http.Request, etag string, modified time.Time) bool {
+	if inm := req.Header.Get("If-None-Match"); inm != "" {
+		return etagMatches(inm, etag)
+	}
+	ims := req.Header.Get("If-Modified-Since")
+	if ims == "" || modified.IsZero() {
+		return false
+	}
+	t, err := http.ParseTime(ims)
+	return err == nil && !modified.After(t)
+}
+
 var (
-	// Clients may keep responses but must revalidate: the data changes
-	// whenever an ingest lands, which only the ETag tells.
-	cacheControl    = []string{"no-cache"}
-	contentTypeJSON = []string{"application/json"}
+	contentTypeJSON    = []string{"application/json"}
+	varyAcceptEncoding = []string{"Accept-Encoding"}
 )
 
 // etagMatches implements If-None-Match's weak comparison against tag.

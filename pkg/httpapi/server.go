@@ -27,7 +27,7 @@ import (
 // Store is what the API reads from; *postgres.Store implements it.
 type Store interface {
 	List(ctx context.Context, q character.ListQuery) (character.Page, error)
-	Get(ctx context.Context, id int) (character.Character, int64, error)
+	Get(ctx context.Context, id int) (character.Character, character.Snapshot, error)
 	Stats(ctx context.Context) (postgres.Stats, error)
 	// DataVersion returns the version the primary holds now.
 	DataVersion(ctx context.Context) (int64, error)
@@ -62,6 +62,42 @@ type Config struct {
 	MaxRefreshAge time.Duration
 	// RetryAfter is what 503 answers advise clients to wait.
 	RetryAfter time.Duration
+	// CompressMinBytes is the smallest answer sent compressed (to clients
+	// that accept gzip, br or zstd); 0 means the default, 1024.
+	CompressMinBytes int
+	// CacheControl is what successful list and item answers tell browsers
+	// and shared caches (a CDN, the ingress); the zero value says no-cache.
+	CacheControl CacheControl
+}
+
+// CacheControl holds the Cache-Control directives of successful list and
+// item answers, in whole seconds. Every answer carries an ETag and a
+// Last-Modified, so a cache can always revalidate with a 304.
+type CacheControl struct {
+	MaxAge               time.Duration // max-age: how long any cache (a browser too) may reuse an answer
+	SharedMaxAge         time.Duration // s-maxage: the same for shared caches only, overriding max-age there
+	StaleWhileRevalidate time.Duration // stale-while-revalidate: served stale while a revalidation runs
+	StaleIfError         time.Duration // stale-if-error: served stale while the API fails
+}
+
+// Header renders the directives: "no-cache" (store, but revalidate every
+// time) when none is set, as every answer said before these settings.
+func (cc CacheControl) Header() string {
+	if cc == (CacheControl{}) {
+		return "no-cache"
+	}
+	secs := func(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) }
+	h := "public, max-age=" + secs(cc.MaxAge)
+	if cc.SharedMaxAge > 0 {
+		h += ", s-maxage=" + secs(cc.SharedMaxAge)
+	}
+	if cc.StaleWhileRevalidate > 0 {
+		h += ", stale-while-revalidate=" + secs(cc.StaleWhileRevalidate)
+	}
+	if cc.StaleIfError > 0 {
+		h += ", stale-if-error=" + secs(cc.StaleIfError)
+	}
+	return h
 }
 
 // Deps are the server's collaborators.
@@ -94,6 +130,7 @@ type Server struct {
 	tracer trace.Tracer
 
 	notifications *prometheus.CounterVec
+	cacheControl  []string // the prebuilt Cache-Control of list and item answers
 
 	ready    atomic.Bool
 	draining atomic.Bool
@@ -109,6 +146,9 @@ func NewServer(cfg Config, deps Deps) *Server {
 	}
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 2 * time.Second
+	}
+	if cfg.CompressMinBytes <= 0 {
+		cfg.CompressMinBytes = 1024
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -132,6 +172,7 @@ func NewServer(cfg Config, deps Deps) *Server {
 		metrics:  newHTTPMetrics(deps.Registry),
 
 		notifications: newNotificationCounter(deps.Registry),
+		cacheControl:  []string{cfg.CacheControl.Header()},
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateMaxClients)
@@ -208,7 +249,7 @@ func (s tracedStore) List(ctx context.Context, q character.ListQuery) (character
 	return p, err
 }
 
-func (s tracedStore) Get(ctx context.Context, id int) (character.Character, int64, error) {
+func (s tracedStore) Get(ctx context.Context, id int) (character.Character, character.Snapshot, error) {
 	ctx, span := s.tracer.Start(ctx, "cache.fill", trace.WithAttributes(attribute.String("cache.key", "item "+strconv.Itoa(id))))
 	defer span.End()
 	c, v, err := s.Store.Get(ctx, id)

@@ -39,7 +39,7 @@ func (s *countingStore) List(ctx context.Context, q character.ListQuery) (charac
 	return s.Store.List(ctx, q)
 }
 
-func (s *countingStore) Get(ctx context.Context, id int) (character.Character, int64, error) {
+func (s *countingStore) Get(ctx context.Context, id int) (character.Character, character.Snapshot, error) {
 	s.gets.Add(1)
 	return s.Store.Get(ctx, id)
 }

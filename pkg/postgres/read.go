@@ -209,36 +209,87 @@ var sortDirections = map[string]string{
 	character.OrderDesc: "DESC",
 }
 
-// listSQL holds one statement per sort and order, built once, so pgx's
-// statement cache prepares each only once per connection.
+// listSQL holds one statement per sort, order and set of filters given
+// (filterSets of them), built once, so pgx's statement cache prepares each
+// only once per connection and every statement names only the conditions
+// it uses: each filter can use its index with a generic plan too.
 var listSQL = buildListSQL()
 
-func buildListSQL() map[string]string {
-	m := make(map[string]string, len(sortColumns)*len(sortDirections))
+func buildListSQL() map[string]*[filterSets]string {
+	m := make(map[string]*[filterSets]string, len(sortColumns)*len(sortDirections))
 	for sort, col := range sortColumns {
 		for order, dir := range sortDirections {
-			m[sort+" "+order] = listStatement(col, dir)
+			var stmts [filterSets]string
+			for set := range stmts {
+				stmts[set] = listStatement(col, dir, set)
+			}
+			m[sort+" "+order] = &stmts
 		}
 	}
 	return m
 }
 
-// listStatement reads the data version, the total count and one page in one
-// statement. The LEFT JOIN keeps one row (with an id of 0) when the page is
-// empty, so the count and version still arrive for out-of-range pages.
-func listStatement(col, dir string) string {
+// listFilters are the list filters' conditions, in character.Filter's field
+// order; a statement's set of filters is a bit mask over them. The text
+// filters match a case-insensitive substring (arguments built by
+// filterArgs), served by the trigram indexes of migration 4.
+var listFilters = [...]string{
+	"name ILIKE $%d",
+	"origin_name ILIKE $%d",
+	"location_name ILIKE $%d",
+	"lower(gender) = $%d",
+}
+
+const filterSets = 1 << len(listFilters)
+
+// filterArgs returns the bit mask of f's filters and their arguments, in
+// listFilters' order.
+func filterArgs(f character.Filter) (set int, args []any) {
+	for i, v := range [...]string{f.Name, f.Origin, f.Location} {
+		if v != "" {
+			set |= 1 << i
+			args = append(args, "%"+likeEscaper.Replace(v)+"%")
+		}
+	}
+	if f.Gender != "" {
+		set |= 1 << 3
+		args = append(args, f.Gender)
+	}
+	return set, args
+}
+
+// likeEscaper makes LIKE's wildcards and its escape character (a
+// backslash, by default) match themselves.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// listStatement reads the data version, when it was committed, the total
+// count and one page in one statement. The LEFT JOIN keeps one row (with an
+// id of 0) when the page is empty, so the count and version still arrive
+// for out-of-range pages. $1 and $2 are the limit and offset; the filters
+// of set follow from $3.
+func listStatement(col, dir string, set int) string {
 	order := col + " " + dir
 	if col != "id" {
 		order += ", id " + dir // ties broken by id: pages are stable and disjoint
 	}
+	var conds []string
+	for i, cond := range listFilters {
+		if set&(1<<i) != 0 {
+			conds = append(conds, fmt.Sprintf(cond, 3+len(conds)))
+		}
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `SELECT v.version, n.total, %s
+	fmt.Fprintf(&b, `SELECT v.version, v.updated_at, n.total, %s
 FROM data_version v
-CROSS JOIN (SELECT count(*) AS total FROM characters) n
+CROSS JOIN (SELECT count(*) AS total FROM characters%s) n
 LEFT JOIN LATERAL (
-	SELECT %s FROM characters ORDER BY %s LIMIT $1 OFFSET $2
+	SELECT %s FROM characters%s ORDER BY %s LIMIT $1 OFFSET $2
 ) c ON true
-ORDER BY %s`, selectList("c."), columns, order, prefixed("c.", order))
+ORDER BY %s`, selectList("c."), where, columns, where, order, prefixed("c.", order))
 	return b.String()
 }
 
@@ -266,11 +317,12 @@ func prefixed(p, order string) string {
 // ListSQL returns the statement List runs for q with its arguments, so the
 // benchmark can hand pgbench exactly the same query.
 func ListSQL(q character.ListQuery) (string, []any, error) {
-	stmt, ok := listSQL[q.Sort+" "+q.Order]
+	stmts, ok := listSQL[q.Sort+" "+q.Order]
 	if !ok {
 		return "", nil, character.Invalid("sort", "unsupported sort %q %q", q.Sort, q.Order)
 	}
-	return stmt, []any{q.PageSize, q.Offset()}, nil
+	set, filters := filterArgs(q.Filter)
+	return stmts[set], append([]any{q.PageSize, q.Offset()}, filters...), nil
 }
 
 // List returns one page of characters for q, which must come from
@@ -282,7 +334,7 @@ func (s *Store) List(ctx context.Context, q character.ListQuery) (character.Page
 	}
 	defer s.observe("list", time.Now())
 	var (
-		version int64
+		snap    character.Snapshot
 		total   int
 		results = make([]character.Character, 0, q.PageSize)
 	)
@@ -298,9 +350,9 @@ func (s *Store) List(ctx context.Context, q character.ListQuery) (character.Page
 			var c character.Character
 			var err error
 			if fast {
-				err = decodeListRow(rows.RawValues(), &version, &total, &c)
+				err = decodeListRow(rows.RawValues(), &snap, &total, &c)
 			} else {
-				err = rows.Scan(&version, &total, &c.ID, &c.Name, &c.Status, &c.Species, &c.Type, &c.Gender,
+				err = rows.Scan(&snap.Version, &snap.Modified, &total, &c.ID, &c.Name, &c.Status, &c.Species, &c.Type, &c.Gender,
 					&c.OriginName, &c.LocationName, &c.Image, &c.URL, &c.Created)
 			}
 			if err != nil {
@@ -310,21 +362,21 @@ func (s *Store) List(ctx context.Context, q character.ListQuery) (character.Page
 				results = append(results, c)
 			}
 		}
-		return version, rows.Err()
+		return snap.Version, rows.Err()
 	})
 	if err != nil {
 		return character.Page{}, unavailable(err)
 	}
-	return character.NewPage(q, total, results, version), nil
+	return character.NewPage(q, total, results, snap), nil
 }
 
 // numbersBinary reports whether a list row's non-text columns come in the
 // binary format decodeListRow reads (text is the same bytes in either).
 func numbersBinary(fds []pgconn.FieldDescription) bool {
-	if len(fds) != 13 {
+	if len(fds) != 14 {
 		return false
 	}
-	for _, i := range []int{0, 1, 2, 12} {
+	for _, i := range []int{0, 1, 2, 3, 13} {
 		if fds[i].Format != pgtype.BinaryFormatCode {
 			return false
 		}
@@ -336,35 +388,43 @@ func numbersBinary(fds []pgconn.FieldDescription) bool {
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // decodeListRow decodes one list row from the binary wire format (int8
-// version, int8 total, int8 id, nine text fields, timestamptz created).
-// Scanning column by column allocated per field; here the nine texts share
-// one string, the uncached path being allocation-bound.
-func decodeListRow(raw [][]byte, version *int64, total *int, c *character.Character) error {
-	if len(raw) != 13 || len(raw[0]) != 8 || len(raw[1]) != 8 || len(raw[2]) != 8 || len(raw[12]) != 8 {
+// version, timestamptz updated_at, int8 total, int8 id, nine text fields,
+// timestamptz created). Scanning column by column allocated per field; here
+// the nine texts share one string, the uncached path being allocation-bound.
+func decodeListRow(raw [][]byte, snap *character.Snapshot, total *int, c *character.Character) error {
+	if len(raw) != 14 || len(raw[0]) != 8 || len(raw[1]) != 8 || len(raw[2]) != 8 || len(raw[3]) != 8 || len(raw[13]) != 8 {
 		return fmt.Errorf("unexpected list row shape")
 	}
-	*version = wireInt64(raw[0])
-	*total = int(wireInt64(raw[1]))
-	c.ID = int(wireInt64(raw[2]))
+	snap.Version = wireInt64(raw[0])
+	snap.Modified = wireTime(raw[1])
+	*total = int(wireInt64(raw[2]))
+	c.ID = int(wireInt64(raw[3]))
+	texts := raw[4:13]
 	n := 0
-	for _, v := range raw[3:12] {
+	for _, v := range texts {
 		n += len(v)
 	}
 	var sb strings.Builder
 	sb.Grow(n)
-	for _, v := range raw[3:12] {
+	for _, v := range texts {
 		sb.Write(v)
 	}
 	all := sb.String()
 	next := func(i int) string {
-		s := all[:len(raw[i])]
-		all = all[len(raw[i]):]
+		s := all[:len(texts[i])]
+		all = all[len(texts[i]):]
 		return s
 	}
-	c.Name, c.Status, c.Species, c.Type, c.Gender = next(3), next(4), next(5), next(6), next(7)
-	c.OriginName, c.LocationName, c.Image, c.URL = next(8), next(9), next(10), next(11)
-	c.Created = pgEpoch.Add(time.Duration(wireInt64(raw[12])) * time.Microsecond)
+	c.Name, c.Status, c.Species, c.Type, c.Gender = next(0), next(1), next(2), next(3), next(4)
+	c.OriginName, c.LocationName, c.Image, c.URL = next(5), next(6), next(7), next(8)
+	c.Created = wireTime(raw[13])
 	return nil
+}
+
+// wireTime decodes a Postgres timestamptz from its binary form (a count of
+// microseconds since pgEpoch).
+func wireTime(b []byte) time.Time {
+	return pgEpoch.Add(time.Duration(wireInt64(b)) * time.Microsecond)
 }
 
 // wireInt64 decodes a Postgres int8 (or the microseconds of a timestamptz)
@@ -373,33 +433,33 @@ func wireInt64(b []byte) int64 {
 	return int64(binary.BigEndian.Uint64(b)) //nolint:gosec // two's-complement reinterpretation of the wire bits, as intended
 }
 
-var getSQL = `SELECT v.version, ` + selectList("c.") + `
+var getSQL = `SELECT v.version, v.updated_at, ` + selectList("c.") + `
 FROM data_version v LEFT JOIN characters c ON c.id = $1`
 
-// Get returns the character with id and the data version it was read at,
-// or an ENOTFOUND error.
-func (s *Store) Get(ctx context.Context, id int) (character.Character, int64, error) {
+// Get returns the character with id and the snapshot it was read at, or
+// an ENOTFOUND error (with the snapshot that lacks it).
+func (s *Store) Get(ctx context.Context, id int) (character.Character, character.Snapshot, error) {
 	if id < 1 || id > character.MaxID {
-		return character.Character{}, 0, character.Errorf(character.ENOTFOUND, "character %d not found", id)
+		return character.Character{}, character.Snapshot{}, character.Errorf(character.ENOTFOUND, "character %d not found", id)
 	}
 	defer s.observe("get", time.Now())
 	var (
-		c       character.Character
-		version int64
+		c    character.Character
+		snap character.Snapshot
 	)
 	err := s.read(ctx, func(ctx context.Context, db querier) (int64, error) {
 		c = character.Character{}
-		err := db.QueryRow(ctx, getSQL, id).Scan(&version, &c.ID, &c.Name, &c.Status, &c.Species, &c.Type, &c.Gender,
+		err := db.QueryRow(ctx, getSQL, id).Scan(&snap.Version, &snap.Modified, &c.ID, &c.Name, &c.Status, &c.Species, &c.Type, &c.Gender,
 			&c.OriginName, &c.LocationName, &c.Image, &c.URL, &c.Created)
-		return version, err
+		return snap.Version, err
 	})
 	if err != nil {
-		return character.Character{}, 0, unavailable(err)
+		return character.Character{}, character.Snapshot{}, unavailable(err)
 	}
 	if c.ID == 0 {
-		return character.Character{}, version, character.Errorf(character.ENOTFOUND, "character %d not found", id)
+		return character.Character{}, snap, character.Errorf(character.ENOTFOUND, "character %d not found", id)
 	}
-	return c, version, nil
+	return c, snap, nil
 }
 
 // DataVersion returns the data version the primary holds now.

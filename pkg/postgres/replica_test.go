@@ -96,8 +96,8 @@ func TestReadsGoToAStandbyMonotonicallyAndSurviveItsOutage(t *testing.T) {
 	if got := fallbacks("lag"); got != 1 {
 		t.Errorf("lag fallbacks = %v, want 1", got)
 	}
-	if _, v, err := store.Get(ctx, 5); character.ErrorCode(err) != character.ENOTFOUND || v != v2 {
-		t.Errorf("Get(5) on a lagging standby = version %d, %v; want not found at %d", v, err, v2)
+	if _, snap, err := store.Get(ctx, 5); character.ErrorCode(err) != character.ENOTFOUND || snap.Version != v2 {
+		t.Errorf("Get(5) on a lagging standby = version %d, %v; want not found at %d", snap.Version, err, v2)
 	}
 	standby.WaitReplayed(t, primary)
 	before := reads("replica")

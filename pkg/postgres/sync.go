@@ -317,7 +317,7 @@ func (l *Lock) Sync(ctx context.Context, run Run, chars []character.Character, o
 	// and wakes no API pod.
 	if run.Changed() {
 		if err := tx.QueryRow(ctx,
-			"UPDATE data_version SET version = version + 1, updated_at = now() RETURNING version",
+			"UPDATE data_version SET version = version + 1, updated_at = clock_timestamp() RETURNING version",
 		).Scan(&run.DataVersion); err != nil {
 			return run, fmt.Errorf("bump data version: %w", err)
 		}

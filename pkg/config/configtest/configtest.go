@@ -123,8 +123,14 @@ func CheckREADME(t *testing.T, heading string, settings []config.Setting) {
 
 // Helm runs `helm template` on charts/rickmorty with args and returns the
 // manifests, or an error carrying helm's message.
+//
+// Tests that run helm are named TestChart…: on a first run scripts/ci/test.sh
+// builds helm beside the other tests and runs these only once it is there.
 func Helm(t *testing.T, args ...string) ([]byte, error) {
 	t.Helper()
+	if !strings.HasPrefix(t.Name(), "TestChart") {
+		t.Fatalf("%s runs helm: name it TestChart… so that scripts/ci/test.sh runs it once helm is built", t.Name())
+	}
 	root := RepoRoot(t)
 	helm := os.Getenv("HELM")
 	if helm == "" {

@@ -109,7 +109,7 @@ ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status, s
 		return 0, fmt.Errorf("merge: %w", err)
 	}
 	var version int64
-	if err := tx.QueryRow(ctx, `UPDATE data_version SET version = version + 1, updated_at = now() RETURNING version`).Scan(&version); err != nil {
+	if err := tx.QueryRow(ctx, `UPDATE data_version SET version = version + 1, updated_at = clock_timestamp() RETURNING version`).Scan(&version); err != nil {
 		return 0, fmt.Errorf("bump version: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO ingest_runs (started_at, finished_at, result, kept, inserted, deleted, data_version)
