@@ -108,21 +108,44 @@ func newRepresentation(c coding, version int64, body []byte) *representation {
 	return r
 }
 
-// representations encodes body in every coding worth sending: none below
-// minSize bytes (the headers would outweigh the saving), and none that
-// comes out no smaller.
-func representations(version int64, body []byte, minSize int) [numCodings]*representation {
+// representations encodes body in the codings of want that are worth
+// sending: none below minSize bytes (the headers would outweigh the
+// saving), and none that comes out no smaller. identity is always there.
+func representations(version int64, body []byte, minSize int, want codingSet) [numCodings]*representation {
 	var reps [numCodings]*representation
 	reps[identity] = newRepresentation(identity, version, body)
 	if len(body) < minSize {
 		return reps
 	}
 	for c := identity + 1; c < numCodings; c++ {
+		if want&(1<<c) == 0 {
+			continue
+		}
 		if z := compress(c, body); len(z) < len(body) {
 			reps[c] = newRepresentation(c, version, z)
 		}
 	}
 	return reps
+}
+
+// codingSet is a bit mask of codings.
+type codingSet uint8
+
+// allCodings is what a cached entry holds: every client finds its coding.
+const allCodings codingSet = 1<<numCodings - 1
+
+// everyCoding stands for "all on offer" to negotiate.
+var everyCoding = func() (all [numCodings]*representation) {
+	for c := range all {
+		all[c] = &representation{}
+	}
+	return all
+}()
+
+// preferred is the one coding a client's Accept-Encoding asks for: all
+// that an answer built for this request alone (the cache is off) needs.
+func preferred(acceptEncoding string) codingSet {
+	return 1 << negotiate(acceptEncoding, &everyCoding)
 }
 
 // negotiate picks the coding to send for an Accept-Encoding header among

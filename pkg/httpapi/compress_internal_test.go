@@ -3,10 +3,13 @@ package httpapi
 import (
 	"strings"
 	"testing"
+
+	"github.com/rickmorty/rickmorty/pkg/character"
+	"github.com/rickmorty/rickmorty/pkg/httpapi/apitest"
 )
 
 func TestNegotiateOnlyPicksWhatIsOnOffer(t *testing.T) {
-	all := representations(1, []byte(strings.Repeat(`{"name":"Rick Sanchez"},`, 200)), 1)
+	all := representations(1, []byte(strings.Repeat(`{"name":"Rick Sanchez"},`, 200)), 1, allCodings)
 	gzipOnly := all
 	gzipOnly[codingBrotli], gzipOnly[codingZstd] = nil, nil
 	none := all
@@ -46,8 +49,32 @@ func TestQValue(t *testing.T) {
 }
 
 func TestNegotiateAllocatesNothing(t *testing.T) {
-	all := representations(1, []byte(strings.Repeat("x", 4096)), 1)
+	all := representations(1, []byte(strings.Repeat("x", 4096)), 1, allCodings)
 	if n := testing.AllocsPerRun(100, func() { negotiate("gzip, deflate, br, zstd", &all) }); n != 0 {
 		t.Errorf("negotiate allocates %v times per call", n)
 	}
+}
+
+// BenchmarkCompress is what a cache fill of a 100-row page pays per coding
+// (once per data version and key): the levels are chosen against it.
+func BenchmarkCompress(b *testing.B) {
+	body := appendPage(nil, benchPage(100))
+	for c := identity + 1; c < numCodings; c++ {
+		b.Run(codingNames[c], func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			var n int
+			for b.Loop() {
+				n = len(compress(c, body))
+			}
+			b.ReportMetric(float64(n), "bytes-out")
+			b.ReportMetric(float64(len(body)), "bytes-in")
+		})
+	}
+}
+
+// benchPage is a full page of characters like the upstream's.
+func benchPage(n int) character.Page {
+	q := character.DefaultListQuery()
+	q.PageSize = n
+	return character.NewPage(q, 10*n, apitest.Characters(n), character.Snapshot{Version: 1})
 }

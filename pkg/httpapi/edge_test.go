@@ -396,3 +396,20 @@ func TestListFiltersOverHTTP(t *testing.T) {
 		t.Errorf("no match: %v %v", body, err)
 	}
 }
+
+// With the cache off each answer is made for its request alone: only the
+// coding it gets is compressed, and it still gets it.
+func TestUncachedAnswersAreCompressedToo(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{seed: 60, cacheTTL: -1})
+	plain := e.raw(http.MethodGet, "/characters?page_size=50", nil)
+	for _, coding := range []string{"", "br", "zstd", "gzip"} {
+		r := e.raw(http.MethodGet, "/characters?page_size=50", map[string]string{"Accept-Encoding": coding})
+		if got := r.header.Get("Content-Encoding"); got != coding || !bytes.Equal(decode(t, coding, r.body), plain.body) {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q (%d bytes)", coding, got, len(r.body))
+		}
+	}
+	if got := e.store.lists.Load(); got != 5 {
+		t.Errorf("store lists = %d, want 5 (no cache)", got)
+	}
+}

@@ -46,9 +46,16 @@ func (e *entry) Size() int64 {
 	return n
 }
 
-// newEntry builds the cached form of a 200 answer read at snap.
-func (s *Server) newEntry(snap character.Snapshot, body []byte, link []string) *entry {
-	e := &entry{version: snap.Version, link: link, reps: representations(snap.Version, body, s.cfg.CompressMinBytes)}
+// newEntry builds the cached form of a 200 answer read at snap, for a
+// request that accepts acceptEncoding. A cached entry is compressed in
+// every coding now, once; with the cache off only the request's coding is
+// made.
+func (s *Server) newEntry(snap character.Snapshot, body []byte, link []string, acceptEncoding string) *entry {
+	want := allCodings
+	if !s.cache.Enabled() {
+		want = preferred(acceptEncoding)
+	}
+	e := &entry{version: snap.Version, link: link, reps: representations(snap.Version, body, s.cfg.CompressMinBytes, want)}
 	if !snap.Modified.IsZero() {
 		// HTTP dates have whole seconds; If-Modified-Since compares at that
 		// resolution, so two versions committed within one second share a
@@ -59,7 +66,7 @@ func (s *Server) newEntry(snap character.Snapshot, body []byte, link []string) *
 	return e
 }
 
-func (s *Server) renderPage(p character.Page) *entry {
+func (s *Server) renderPage(p character.Page, acceptEncoding string) *entry {
 	body := appendPage(make([]byte, 0, 256+350*len(p.Results)), p)
 	var links []string
 	if p.HasPrev {
@@ -75,7 +82,7 @@ func (s *Server) renderPage(p character.Page) *entry {
 	if len(links) > 0 {
 		link = []string{strings.Join(links, ", ")}
 	}
-	return s.newEntry(p.Snapshot, body, link)
+	return s.newEntry(p.Snapshot, body, link, acceptEncoding)
 }
 
 func linkTo(q character.ListQuery, rel string) string {
@@ -108,7 +115,7 @@ func (s *Server) handleList() echo.HandlerFunc {
 			if err != nil {
 				return nil, err
 			}
-			return s.renderPage(p), nil
+			return s.renderPage(p, c.Request().Header.Get("Accept-Encoding")), nil
 		})
 		if err != nil {
 			return err
@@ -156,7 +163,7 @@ func (s *Server) handleGet() echo.HandlerFunc {
 			case notFound:
 				return &entry{version: snap.Version, notFound: true, id: id}, nil
 			}
-			return s.newEntry(snap, appendCharacter(make([]byte, 0, 400), ch), nil), nil
+			return s.newEntry(snap, appendCharacter(make([]byte, 0, 400), ch), nil, c.Request().Header.Get("Accept-Encoding")), nil
 		})
 		if err != nil {
 			return err
