@@ -1,8 +1,9 @@
 // Command api is the benchmark helper for bench/api.sh:
 //
-//	api ceiling -addr 127.0.0.1:18181 -body page.json
+//	api ceiling -addr 127.0.0.1:18181 -body page.json [-encoding br]
 //	    a minimal Echo server answering GET /characters with the given
-//	    pre-encoded bytes: the ceiling the real API is measured against.
+//	    pre-encoded (and, with -encoding, pre-compressed) bytes: the
+//	    ceiling the real API is measured against.
 //	api floor -addr 127.0.0.1:18183 -db URL
 //	    the least a Go HTTP service can do per uncached request: net/http,
 //	    the API's SELECT through pgxpool, the raw column bytes written
@@ -13,6 +14,10 @@
 //	api distinct -base http://127.0.0.1:18180 -n 100000 -c 16 -pid PID
 //	    sends n requests with distinct query strings and reports the API
 //	    process's resident memory (VmRSS) before and after.
+//	api explain -db URL -query 'name=smith&sort=name'
+//	    runs EXPLAIN (ANALYZE, BUFFERS) on the statement the API runs for
+//	    GET /characters?<query>, with its arguments, and prints the plan
+//	    (bench/filters.sh).
 //	api converge -urls http://127.0.0.1:1,http://127.0.0.1:2 -path /characters -- CMD ARGS...
 //	    polls every pod's ETag for path (every -interval) while it runs
 //	    CMD (an ingest), and reports when each pod first answered with a
@@ -26,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -35,6 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/rickmorty/rickmorty/pkg/character"
@@ -43,7 +50,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: api ceiling|floor|pgbench-sql|distinct|converge [flags]")
+		fmt.Fprintln(os.Stderr, "usage: api ceiling|floor|pgbench-sql|distinct|converge|explain [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -58,6 +65,8 @@ func main() {
 		distinct(os.Args[2:])
 	case "converge":
 		err = converge(os.Args[2:])
+	case "explain":
+		err = explain(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -71,6 +80,7 @@ func ceiling(args []string) error {
 	fs := flag.NewFlagSet("ceiling", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:18181", "listen address")
 	bodyFile := fs.String("body", "", "file with the response body")
+	encoding := fs.String("encoding", "", "the body's Content-Encoding (br, zstd, gzip), sent with Vary: Accept-Encoding")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	body, err := os.ReadFile(*bodyFile)
 	if err != nil {
@@ -79,6 +89,10 @@ func ceiling(args []string) error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.GET("/characters", func(c echo.Context) error {
+		if *encoding != "" {
+			c.Response().Header().Set("Content-Encoding", *encoding)
+			c.Response().Header().Set("Vary", "Accept-Encoding")
+		}
 		return c.Blob(http.StatusOK, "application/json", body)
 	})
 	return e.Start(*addr)
@@ -308,5 +322,40 @@ func converge(args []string) error {
 	if runErr != nil {
 		return fmt.Errorf("converge: %s: %w", fs.Arg(0), runErr)
 	}
+	return nil
+}
+
+func explain(args []string) error {
+	fs := flag.NewFlagSet("explain", flag.ExitOnError)
+	dbURL := fs.String("db", "", "database URL")
+	query := fs.String("query", "", "the query string of GET /characters")
+	fs.Parse(args) //nolint:errcheck // ExitOnError
+	vals, err := url.ParseQuery(*query)
+	if err != nil {
+		return err
+	}
+	q, err := character.ParseListQuery(vals)
+	if err != nil {
+		return err
+	}
+	stmt, qargs, err := postgres.ListSQL(q)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+stmt, qargs...)
+	if err != nil {
+		return err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	fmt.Println(strings.Join(lines, "\n"))
 	return nil
 }

@@ -1,0 +1,239 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
+)
+
+// TestListFilters: name, origin and location match case-insensitive
+// substrings, gender one of four values in any case; they combine with each
+// other, with sorting and with paging, and total_count and the Link header
+// follow them. Checked against the fake upstream's data, on every replica.
+func TestListFilters(t *testing.T) {
+	_, want := sys.baseline(t)
+	if len(want) < 10 {
+		t.Fatalf("the curated set has %d characters; the filters need more to narrow", len(want))
+	}
+	// Filters taken from the data itself, in a case the data does not use.
+	mid := func(s string) string {
+		r := []rune(s)
+		return strings.ToUpper(string(r[len(r)/4 : len(r)/4+max(3, len(r)/3)]))
+	}
+	first, other := want[0], want[len(want)/2]
+	filters := []url.Values{
+		{"name": {mid(first.Name)}},
+		{"origin": {strings.ToLower(other.Origin.Name)}},
+		{"location": {mid(other.Location.Name)}},
+		{"gender": {strings.ToUpper(first.Gender)}},
+		{"name": {"e"}, "gender": {strings.ToLower(other.Gender)}, "sort": {"name"}, "order": {"desc"}},
+		{"origin": {"earth ("}, "location": {mid(first.Location.Name)}, "sort": {"created"}},
+		{"name": {"no character is called this"}},
+	}
+	for _, f := range filters {
+		var match []fakeCharacter
+		for _, c := range want {
+			if contains(c.Name, f.Get("name")) && contains(c.Origin.Name, f.Get("origin")) &&
+				contains(c.Location.Name, f.Get("location")) && (f.Get("gender") == "" || strings.EqualFold(c.Gender, f.Get("gender"))) {
+				match = append(match, c)
+			}
+		}
+		sort, order := f.Get("sort"), f.Get("order")
+		if sort == "" {
+			sort = "id"
+		}
+		if order == "" {
+			order = "asc"
+		}
+		wantIDs := ids(sorted(t, match, sort, order))
+		for _, api := range sys.apis {
+			q := url.Values{}
+			for k, v := range f {
+				q[k] = v
+			}
+			q.Set("page_size", "3")
+			var got []int
+			next := api + "/characters?" + q.Encode()
+			for pages := 0; next != ""; pages++ {
+				if pages > 1000 {
+					t.Fatalf("%s: the next links loop", next)
+				}
+				var p apiPage
+				r := sys.getJSON(t, next, &p)
+				if p.TotalCount != len(match) {
+					t.Errorf("GET %s: total_count %d, want %d", next, p.TotalCount, len(match))
+				}
+				if wantPages := (len(match) + 2) / 3; p.TotalPages != wantPages {
+					t.Errorf("GET %s: total_pages %d, want %d", next, p.TotalPages, wantPages)
+				}
+				for _, c := range p.Results {
+					got = append(got, c.ID)
+				}
+				l, err := links(r.header, api)
+				if err != nil {
+					t.Fatalf("GET %s: %v", next, err)
+				}
+				next = l["next"]
+				for rel, link := range l {
+					lu, err := url.Parse(link)
+					if err != nil {
+						t.Fatalf("%s link %q: %v", rel, link, err)
+					}
+					for k := range f {
+						if got, want := strings.ToLower(lu.Query().Get(k)), strings.ToLower(f.Get(k)); got != want {
+							t.Errorf("GET %s: %s link %q has %s=%q, want %q", next, rel, link, k, got, want)
+						}
+					}
+				}
+			}
+			if !slices.Equal(got, wantIDs) {
+				t.Errorf("%s?%s: ids\n got %v\nwant %v", api, q.Encode(), got, wantIDs)
+			}
+		}
+	}
+}
+
+func contains(field, sub string) bool {
+	return strings.Contains(strings.ToLower(field), strings.ToLower(sub))
+}
+
+func ids(chars []fakeCharacter) []int {
+	out := []int{}
+	for _, c := range chars {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+// TestCompressedAnswers: an answer of a page of 100 comes in the coding the
+// client accepts (br, zstd, gzip, or none), decodes to the same bytes, says
+// Vary: Accept-Encoding, and has an ETag of its own that gets a 304 for
+// that coding only. Small answers are not compressed.
+func TestCompressedAnswers(t *testing.T) {
+	sys.baseline(t)
+	for _, api := range sys.apis {
+		page := api + "/characters?page_size=100"
+		plain := sys.get(t, page)
+		if plain.status != http.StatusOK || plain.header.Get("Content-Encoding") != "" {
+			t.Fatalf("GET %s: %s, Content-Encoding %q", page, plain, plain.header.Get("Content-Encoding"))
+		}
+		tags := map[string]string{"": plain.header.Get("ETag")}
+		for _, coding := range []string{"br", "zstd", "gzip"} {
+			r := sys.get(t, page, "Accept-Encoding", coding)
+			if got := r.header.Get("Content-Encoding"); r.status != http.StatusOK || got != coding {
+				t.Errorf("GET %s, Accept-Encoding %s: %d, Content-Encoding %q", page, coding, r.status, got)
+				continue
+			}
+			if body := decodeBody(t, coding, r.body); !bytes.Equal(body, plain.body) {
+				t.Errorf("GET %s in %s: decodes to other bytes than the plain answer", page, coding)
+			}
+			if len(r.body) >= len(plain.body)/2 {
+				t.Errorf("GET %s in %s: %d bytes of %d", page, coding, len(r.body), len(plain.body))
+			}
+			if got := r.header.Get("Vary"); !strings.Contains(got, "Accept-Encoding") {
+				t.Errorf("GET %s in %s: Vary %q", page, coding, got)
+			}
+			tags[coding] = r.header.Get("ETag")
+		}
+		seen := map[string]bool{}
+		for coding, tag := range tags {
+			if seen[tag] {
+				t.Errorf("GET %s: two codings share the ETag %s", page, tag)
+			}
+			seen[tag] = true
+			if r := sys.get(t, page, "Accept-Encoding", coding, "If-None-Match", tag); r.status != http.StatusNotModified {
+				t.Errorf("GET %s in %q with its own ETag: %d, want 304", page, coding, r.status)
+			}
+		}
+		if r := sys.get(t, page, "Accept-Encoding", "br", "If-None-Match", tags["gzip"]); r.status != http.StatusOK {
+			t.Errorf("GET %s in br with the gzip ETag: %d, want 200 (other bytes)", page, r.status)
+		}
+		small := sys.get(t, api+"/characters?page_size=1", "Accept-Encoding", "br, gzip")
+		if small.header.Get("Content-Encoding") != "" || len(small.body) >= 1024 {
+			t.Errorf("a page of 1 (%d bytes) came with Content-Encoding %q", len(small.body), small.header.Get("Content-Encoding"))
+		}
+	}
+}
+
+func decodeBody(t *testing.T, coding string, b []byte) []byte {
+	t.Helper()
+	var r io.Reader
+	switch coding {
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	case "br":
+		r = brotli.NewReader(bytes.NewReader(b))
+	case "zstd":
+		zr, err := zstd.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("decoding %s: %v", coding, err)
+	}
+	return out
+}
+
+// TestCacheHeaders: successful answers say Cache-Control as configured
+// (E2E_CACHE_CONTROL, "no-cache" by default) and Last-Modified, the same on
+// every replica (the commit time of the data version); If-Modified-Since
+// with it is a 304, with an earlier date a 200; errors say no-store.
+func TestCacheHeaders(t *testing.T) {
+	_, want := sys.baseline(t)
+	wantCC := os.Getenv("E2E_CACHE_CONTROL")
+	if wantCC == "" {
+		wantCC = "no-cache"
+	}
+	for _, path := range []string{"/characters?page_size=7", "/characters/" + strconv.Itoa(want[0].ID)} {
+		lastModified := ""
+		for _, api := range sys.apis {
+			r := sys.get(t, api+path)
+			if got := r.header.Get("Cache-Control"); got != wantCC {
+				t.Errorf("GET %s%s: Cache-Control %q, want %q", api, path, got, wantCC)
+			}
+			lm := r.header.Get("Last-Modified")
+			at, err := http.ParseTime(lm)
+			if err != nil || time.Since(at) > 24*time.Hour || time.Until(at) > time.Minute {
+				t.Errorf("GET %s%s: Last-Modified %q (%v), want a recent HTTP date", api, path, lm, err)
+				continue
+			}
+			if lastModified != "" && lm != lastModified {
+				t.Errorf("GET %s%s: Last-Modified %q, another replica said %q", api, path, lm, lastModified)
+			}
+			lastModified = lm
+			if r := sys.get(t, api+path, "If-Modified-Since", lm); r.status != http.StatusNotModified || len(r.body) != 0 {
+				t.Errorf("GET %s%s with If-Modified-Since %s: %s, want 304", api, path, lm, r)
+			}
+			earlier := at.Add(-time.Second).Format(http.TimeFormat)
+			if r := sys.get(t, api+path, "If-Modified-Since", earlier); r.status != http.StatusOK {
+				t.Errorf("GET %s%s with If-Modified-Since %s: %d, want 200", api, path, earlier, r.status)
+			}
+		}
+	}
+	for _, api := range sys.apis {
+		for _, path := range []string{"/characters?gender=robot", "/characters/2147483000", "/nope"} {
+			if got := sys.get(t, api+path).header.Get("Cache-Control"); got != "no-store" {
+				t.Errorf("GET %s%s: Cache-Control %q, want no-store", api, path, got)
+			}
+		}
+	}
+}
