@@ -278,18 +278,30 @@ func listStatement(col, dir string, set int) string {
 			conds = append(conds, fmt.Sprintf(cond, 3+len(conds)))
 		}
 	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `SELECT v.version, v.updated_at, n.total, %s
+	if len(conds) == 0 {
+		fmt.Fprintf(&b, `SELECT v.version, v.updated_at, n.total, %s
 FROM data_version v
-CROSS JOIN (SELECT count(*) AS total FROM characters%s) n
+CROSS JOIN (SELECT count(*) AS total FROM characters) n
 LEFT JOIN LATERAL (
-	SELECT %s FROM characters%s ORDER BY %s LIMIT $1 OFFSET $2
+	SELECT %s FROM characters ORDER BY %s LIMIT $1 OFFSET $2
 ) c ON true
-ORDER BY %s`, selectList("c."), where, columns, where, order, prefixed("c.", order))
+ORDER BY %s`, selectList("c."), columns, order, prefixed("c.", order))
+		return b.String()
+	}
+	// Filtered: the matching rows are found once (an index scan and its
+	// recheck, the expensive part) and both counted and paged from there,
+	// rather than searched for twice; the page's columns are then read by id.
+	fmt.Fprintf(&b, `WITH m AS MATERIALIZED (
+	SELECT id, name, created FROM characters WHERE %s
+)
+SELECT v.version, v.updated_at, n.total, %s
+FROM data_version v
+CROSS JOIN (SELECT count(*) AS total FROM m) n
+LEFT JOIN LATERAL (
+	SELECT %s FROM characters WHERE id IN (SELECT id FROM m ORDER BY %s LIMIT $1 OFFSET $2)
+) c ON true
+ORDER BY %s`, strings.Join(conds, " AND "), selectList("c."), columns, order, prefixed("c.", order))
 	return b.String()
 }
 
