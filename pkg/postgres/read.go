@@ -240,7 +240,10 @@ var listFilters = [...]string{
 	"lower(gender) = $%d",
 }
 
-const filterSets = 1 << len(listFilters)
+const (
+	filterSets  = 1 << len(listFilters)
+	textFilters = 0b0111 // name, origin and location: the trigram-indexed ones
+)
 
 // filterArgs returns the bit mask of f's filters and their arguments, in
 // listFilters' order.
@@ -279,19 +282,27 @@ func listStatement(col, dir string, set int) string {
 		}
 	}
 	var b strings.Builder
-	if len(conds) == 0 {
+	if set&textFilters == 0 {
+		// No text filter: the count reads the table (or an index) once and
+		// the page walks the sort index, stopping after the page; gathering
+		// every match first, as below, would only cost more.
+		where := ""
+		if len(conds) > 0 {
+			where = " WHERE " + strings.Join(conds, " AND ")
+		}
 		fmt.Fprintf(&b, `SELECT v.version, v.updated_at, n.total, %s
 FROM data_version v
-CROSS JOIN (SELECT count(*) AS total FROM characters) n
+CROSS JOIN (SELECT count(*) AS total FROM characters%s) n
 LEFT JOIN LATERAL (
-	SELECT %s FROM characters ORDER BY %s LIMIT $1 OFFSET $2
+	SELECT %s FROM characters%s ORDER BY %s LIMIT $1 OFFSET $2
 ) c ON true
-ORDER BY %s`, selectList("c."), columns, order, prefixed("c.", order))
+ORDER BY %s`, selectList("c."), where, columns, where, order, prefixed("c.", order))
 		return b.String()
 	}
-	// Filtered: the matching rows are found once (an index scan and its
-	// recheck, the expensive part) and both counted and paged from there,
-	// rather than searched for twice; the page's columns are then read by id.
+	// A text filter: the matching rows are found once (the trigram index
+	// scan and its recheck, the expensive part) and both counted and paged
+	// from there, rather than searched for twice; the page's columns are
+	// then read by id.
 	fmt.Fprintf(&b, `WITH m AS MATERIALIZED (
 	SELECT id, name, created FROM characters WHERE %s
 )
