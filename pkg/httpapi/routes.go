@@ -41,6 +41,11 @@ func (s *Server) routes() {
 				return err
 			},
 		}),
+	)
+	if len(s.cfg.CORSAllowedOrigins) > 0 {
+		e.Use(cors(s.cfg.CORSAllowedOrigins)) // outside the limiter: a 429 must be readable
+	}
+	e.Use(
 		s.rateLimit,
 		middleware.BodyLimit(bodyLimitString(s.cfg.BodyLimit)),
 	)

@@ -62,6 +62,10 @@ type Config struct {
 	MaxRefreshAge time.Duration
 	// RetryAfter is what 503 answers advise clients to wait.
 	RetryAfter time.Duration
+	// CORSAllowedOrigins may read the API from a browser page of another
+	// origin (see ParseCORSOrigins; "*" alone is any origin). Empty: CORS
+	// is off, and no CORS header is ever sent.
+	CORSAllowedOrigins []string
 }
 
 // Deps are the server's collaborators.
