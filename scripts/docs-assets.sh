@@ -21,7 +21,9 @@ files=(swagger-ui-bundle.js swagger-ui.css favicon-32x32.png)
 
 say() { echo "docs-assets: $*" >&2; }
 die() { say "$*"; exit 1; }
-command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || die "needs npm and node (apt-get install npm)"
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+  die "needs npm and node (apt-get install npm)"
+fi
 
 recorded_version="" recorded_integrity=""
 if [ -f "$dir/vendor.json" ]; then
@@ -73,4 +75,4 @@ rm -rf "$dir"
 mkdir -p "$(dirname "$dir")"
 cp -r "$new" "$dir"
 say "$pkg@$version ($license, $actual_integrity) in ${dir#"$root"/}:"
-(cd "$dir" && ls -l | sed 1d >&2)
+for f in "$dir"/*; do say "  $(basename "$f") $(wc -c <"$f") bytes"; done
