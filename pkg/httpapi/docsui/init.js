@@ -9,7 +9,7 @@ window.ui = SwaggerUIBundle({
   layout: "BaseLayout",
   deepLinking: true,
   displayRequestDuration: true,
-  // The validator badge would send the document to a third-party service
-  // (and the page's CSP would block it).
+  // No validator badge: it would send the document to a third-party
+  // service (BaseLayout shows none, and the page's CSP would block it).
   validatorUrl: null,
 });
