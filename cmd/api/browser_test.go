@@ -153,9 +153,10 @@ func (tb *tab) record(ev any) {
 	case *cdplog.EventEntryAdded:
 		e := ev.Entry
 		msg := fmt.Sprintf("log (%s): %s %s", e.Source, e.Text, e.URL)
-		if e.Level == cdplog.EntryLevelError {
+		switch e.Level {
+		case cdplog.EntryLevelError:
 			tb.errors = append(tb.errors, msg)
-		} else if e.Level == cdplog.EntryLevelWarning {
+		case cdplog.EntryLevelWarning:
 			tb.notes = append(tb.notes, msg)
 		}
 	}
@@ -232,7 +233,7 @@ func (tb *tab) screenshot(name string) string {
 	if dir == "" {
 		dir = filepath.Join(configtest.RepoRoot(tb.t), ".cache", "artifacts")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // the directory the developer or CI chose for artifacts
 		tb.t.Fatal(err)
 	}
 	path := filepath.Join(dir, name+".png")

@@ -12,11 +12,12 @@ func TestLoadConfigCORSOrigins(t *testing.T) {
 			return map[string]string{"DATABASE_URL": "postgres://u@h/db", "CORS_ALLOWED_ORIGINS": origins}[k]
 		})
 	}
-	for in, want := range map[string]string{
-		"":  "",
-		"*": "*",
-		" https://app.example.com , http://localhost:5173 ": "https://app.example.com http://localhost:5173",
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"*", "*"},
+		{" https://app.example.com , http://localhost:5173 ", "https://app.example.com http://localhost:5173"},
 	} {
+		in, want := tc.in, tc.want
 		cfg, err := load(in)
 		if err != nil || strings.Join(cfg.CORSOrigins, " ") != want {
 			t.Errorf("CORS_ALLOWED_ORIGINS=%q: %q, %v; want %q", in, cfg.CORSOrigins, err, want)
