@@ -66,15 +66,20 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.ExecPath(browserPath(t)),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 1600),
+		// Chromium cannot use its sandbox as root (make test on this
+		// project's machines), nor where user namespaces are restricted
+		// (GitHub's Ubuntu 24.04 runners); the pages are the test's own.
+		chromedp.NoSandbox,
 	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run its sandbox as root
-	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// The first Do binds the browser's life to its context: no timeout here.
-	if err := chromedp.Do(ctx); err != nil {
+	// The first Do binds the browser's life to its context, so it gets no
+	// timeout of its own; a browser that does not start is stopped instead.
+	hung := time.AfterFunc(2*time.Minute, cancel)
+	err := chromedp.Do(ctx)
+	hung.Stop()
+	if err != nil {
 		t.Fatalf("starting the browser: %v", err)
 	}
 	return ctx
@@ -107,9 +112,12 @@ func openTab(t *testing.T, browser context.Context) *tab {
 		}
 	})
 	tb.ctx = ctx
-	// Opens the tab, with the listener attached from its start. The first
-	// Do binds the tab's life to its context: no timeout here.
-	if err := chromedp.Do(ctx); err != nil {
+	// Opens the tab, with the listener attached from its start. As for the
+	// browser, the first Do binds the tab's life to its context.
+	hung := time.AfterFunc(time.Minute, cancel)
+	err := chromedp.Do(ctx)
+	hung.Stop()
+	if err != nil {
 		t.Fatalf("opening a tab: %v", err)
 	}
 	return tb
