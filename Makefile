@@ -69,6 +69,10 @@ sync-ops: ## copy ops/ (alert rules, dashboard) into the chart after editing the
 e2e: ## black-box e2e suite against a complete local system (throwaway Postgres, fake upstream, ingester, 2 API replicas), torn down after
 	scripts/e2e.sh $(E2E_ARGS)
 
+.PHONY: docs-assets
+docs-assets: ## refresh the vendored Swagger UI of GET /docs from npm at its pinned version (SWAGGER_UI_VERSION=x.y.z moves the pin)
+	scripts/docs-assets.sh
+
 .PHONY: cover
 cover: ## tests with an HTML coverage report in coverage.html
 	scripts/ci/test.sh

@@ -138,7 +138,7 @@ cat <<MSG
 
 $(say "rickmorty is running ($mode). Ctrl-C stops it.")
   API           http://$API_ADDR/characters
-  API docs      http://$API_ADDR/openapi.json
+  API docs      http://$API_ADDR/docs  (contract: /openapi.json)
   API health    http://$API_ADDR/healthcheck
   API metrics   http://$API_ADDR/metrics
   ingester      http://$INGESTER_ADDR/metrics

@@ -75,6 +75,8 @@ type Config struct {
 	RateMaxClients  int
 	TrustedProxies  []netip.Prefix // parsed from trustedProxies
 	trustedProxies  string
+	CORSOrigins     []string // parsed from corsOrigins
+	corsOrigins     string
 	RequestTimeout  time.Duration
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
@@ -115,6 +117,8 @@ func settings(c *Config) []config.Setting {
 			Usage: "memory bound on tracked client IPs"},
 		{Name: "TRUSTED_PROXIES", Check: checkProxies, Dest: &c.trustedProxies,
 			Usage: "comma-separated IPs/CIDRs whose X-Forwarded-For is believed"},
+		{Name: "CORS_ALLOWED_ORIGINS", Check: checkOrigins, Dest: &c.corsOrigins,
+			Usage: "comma-separated origins (scheme://host[:port]) whose pages may read the API, or *; unset: CORS off"},
 		{Name: "REQUEST_TIMEOUT", Default: "5s", Min: "10ms", Max: "5m", Dest: &c.RequestTimeout,
 			Usage: "limit on database work per request; exceeded answers 503"},
 		{Name: "SHUTDOWN_DRAIN_DELAY", Default: "5s", Min: "0s", Max: "5m", Dest: &c.DrainDelay,
@@ -145,6 +149,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	r := config.NewReader(getenv)
 	r.Load(settings(&c))
 	c.TrustedProxies, _ = parseProxies(c.trustedProxies)
+	c.CORSOrigins, _ = httpapi.ParseCORSOrigins(c.corsOrigins)
 	return c, r.Err()
 }
 
@@ -167,6 +172,11 @@ func parseProxies(list string) ([]netip.Prefix, error) {
 
 func checkProxies(list string) error {
 	_, err := parseProxies(list)
+	return err
+}
+
+func checkOrigins(list string) error {
+	_, err := httpapi.ParseCORSOrigins(list)
 	return err
 }
 
@@ -253,8 +263,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		TrustedProxies: cfg.TrustedProxies,
 		MaxRefreshAge:  cfg.MaxRefreshAge,
 
-		CacheControl:     cfg.CacheControl,
-		CompressMinBytes: cfg.CompressMinBytes,
+		CacheControl:       cfg.CacheControl,
+		CompressMinBytes:   cfg.CompressMinBytes,
+		CORSAllowedOrigins: cfg.CORSOrigins,
 	}, httpapi.Deps{Store: store, Cache: responses, Listener: listener, Logger: log, Registry: reg, TracerProvider: tp})
 
 	hs := &http.Server{

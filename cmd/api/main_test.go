@@ -171,6 +171,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "CACHE_TTL": "soon"}, "CACHE_TTL"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "CACHE_MAX_ENTRIES": "0"}, "CACHE_MAX_ENTRIES"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "TRUSTED_PROXIES": "10.0.0.0/8, nope"}, "TRUSTED_PROXIES"},
+		{map[string]string{"DATABASE_URL": "postgres://x/y", "CORS_ALLOWED_ORIGINS": "https://app.example.com/"}, "CORS_ALLOWED_ORIGINS"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "RATE_LIMIT_RPS": "-1"}, "RATE_LIMIT_RPS"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "HTTP_ADDR": "8080"}, "HTTP_ADDR"},
 		{map[string]string{"DATABASE_URL": "postgres://x/y", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,6 +175,8 @@ func negotiate(header string, available *[numCodings]*representation) coding {
 			wildcard = weight
 		case strings.EqualFold(name, "identity"):
 			q[identity] = weight
+		case strings.EqualFold(name, "x-gzip"): // RFC 9110 12.5.3: the same as gzip
+			q[codingGzip] = max(q[codingGzip], weight)
 		default:
 			for c := identity + 1; c < numCodings; c++ {
 				if strings.EqualFold(name, codingNames[c]) {
@@ -238,4 +241,13 @@ func qValue(v string) int {
 		scale /= 10
 	}
 	return n
+}
+
+// acceptEncoding is the request's Accept-Encoding, its lines joined when
+// it came in several (rare, and legal).
+func acceptEncoding(req *http.Request) string {
+	if v := req.Header["Accept-Encoding"]; len(v) > 1 {
+		return strings.Join(v, ",")
+	}
+	return req.Header.Get("Accept-Encoding")
 }

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -29,7 +31,8 @@ func TestNegotiateOnlyPicksWhatIsOnOffer(t *testing.T) {
 		{"gzip;q=0", &all, identity},
 		{"gzip; q=0.5; foo=bar", &all, codingGzip},
 		{",,gzip,,", &all, codingGzip},
-		{"x-gzip", &all, identity},
+		{"x-gzip", &all, codingGzip},
+		{"x-gzip;q=0.5, br;q=0.4", &all, codingGzip},
 	} {
 		if got := negotiate(tc.header, tc.offer); got != tc.want {
 			t.Errorf("negotiate(%q) = %q, want %q", tc.header, codingNames[got], codingNames[tc.want])
@@ -77,4 +80,14 @@ func benchPage(n int) character.Page {
 	q := character.DefaultListQuery()
 	q.PageSize = n
 	return character.NewPage(q, 10*n, apitest.Characters(n), character.Snapshot{Version: 1})
+}
+
+func TestAcceptEncodingJoinsItsLines(t *testing.T) {
+	req := httptest.NewRequest(http.MethodGet, "/characters", nil)
+	req.Header.Add("Accept-Encoding", "gzip;q=0.5")
+	req.Header.Add("Accept-Encoding", "br")
+	all := representations(1, []byte(strings.Repeat("rick ", 1000)), 1, allCodings)
+	if got := negotiate(acceptEncoding(req), &all); got != codingBrotli {
+		t.Errorf("two Accept-Encoding lines: %q, want br", codingNames[got])
+	}
 }

@@ -22,32 +22,6 @@ import (
 	"github.com/rickmorty/rickmorty/pkg/httpapi/apitest"
 )
 
-// rawClient sends Accept-Encoding only when a test sets it, and hands back
-// the bytes on the wire (net/http would otherwise ask for gzip itself and
-// decode it out of sight).
-var rawClient = &http.Client{Transport: &http.Transport{DisableCompression: true}}
-
-func (e *env) raw(method, path string, header map[string]string) response {
-	e.t.Helper()
-	req, err := http.NewRequest(method, e.base+path, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := rawClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: body}
-}
-
 // decode undoes a Content-Encoding.
 func decode(t *testing.T, coding string, body []byte) []byte {
 	t.Helper()

@@ -115,7 +115,7 @@ func (s *Server) handleList() echo.HandlerFunc {
 			if err != nil {
 				return nil, err
 			}
-			return s.renderPage(p, c.Request().Header.Get("Accept-Encoding")), nil
+			return s.renderPage(p, acceptEncoding(c.Request())), nil
 		})
 		if err != nil {
 			return err
@@ -163,7 +163,7 @@ func (s *Server) handleGet() echo.HandlerFunc {
 			case notFound:
 				return &entry{version: snap.Version, notFound: true, id: id}, nil
 			}
-			return s.newEntry(snap, appendCharacter(make([]byte, 0, 400), ch), nil, c.Request().Header.Get("Accept-Encoding")), nil
+			return s.newEntry(snap, appendCharacter(make([]byte, 0, 400), ch), nil, acceptEncoding(c.Request())), nil
 		})
 		if err != nil {
 			return err
@@ -200,7 +200,7 @@ func (s *Server) serve(c echo.Context, e *entry) error {
 		return character.Errorf(character.ENOTFOUND, "character %d not found", e.id)
 	}
 	req := c.Request()
-	r := e.reps[negotiate(req.Header.Get("Accept-Encoding"), &e.reps)]
+	r := e.reps[negotiate(acceptEncoding(req), &e.reps)]
 	h := c.Response().Header()
 	h["Etag"] = r.etag
 	h["Cache-Control"] = s.cacheControl

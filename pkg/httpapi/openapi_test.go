@@ -43,7 +43,7 @@ func TestOpenAPIDocumentIsValidAndCoversEveryRoute(t *testing.T) {
 	t.Parallel()
 	e := setup(t, options{})
 	doc, _ := loadSpec(t, e)
-	for _, path := range []string{"/characters", "/characters/{id}", "/healthz", "/readyz", "/healthcheck", "/metrics", "/openapi.json"} {
+	for _, path := range []string{"/characters", "/characters/{id}", "/healthz", "/readyz", "/healthcheck", "/metrics", "/openapi.json", "/docs", "/docs/assets/{version}/{file}"} {
 		if doc.Paths.Find(path) == nil {
 			t.Errorf("the document lacks %s", path)
 		}
@@ -143,6 +143,21 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 	e.listener.connected.Store(true)
 	check("/openapi.json", nil, 200)
 	check("/metrics", nil, 200)
+	docs := e.get("/docs")
+	check("/docs", nil, 200)
+	check("/docs", map[string]string{"If-None-Match": docs.header.Get("ETag")}, 304)
+	checkMethod(http.MethodHead, "/docs", nil, 200)
+	checkMethod(http.MethodOptions, "/docs", nil, 204)
+	checkMethod(http.MethodPost, "/docs", nil, 405)
+	assets := docsAssets(t, docs.body)
+	for _, asset := range assets {
+		check(asset, nil, 200)
+	}
+	bundle := assets["swagger-ui-bundle.js"]
+	checkMethod(http.MethodHead, bundle, nil, 200)
+	checkMethod(http.MethodOptions, bundle, nil, 204)
+	checkMethod(http.MethodDelete, bundle, nil, 405)
+	check(strings.Replace(bundle, "swagger-ui-bundle.js", "nope.js", 1), nil, 404)
 
 	e.proxy.Down()
 	check("/characters?page_size=9", nil, 503)

@@ -18,6 +18,8 @@ const (
 	routeHealthcheck = "/healthcheck"
 	routeMetrics     = "/metrics"
 	routeOpenAPI     = "/openapi.json"
+	routeDocs        = "/docs"
+	routeDocsAsset   = "/docs/assets/:version/:file"
 )
 
 // routes registers every route and the middleware chain. Order matters:
@@ -39,6 +41,11 @@ func (s *Server) routes() {
 				return err
 			},
 		}),
+	)
+	if len(s.cfg.CORSAllowedOrigins) > 0 {
+		e.Use(cors(s.cfg.CORSAllowedOrigins)) // outside the limiter: a 429 must be readable
+	}
+	e.Use(
 		s.rateLimit,
 		middleware.BodyLimit(bodyLimitString(s.cfg.BodyLimit)),
 	)
@@ -54,12 +61,15 @@ func (s *Server) routes() {
 	e.Match(get, routeHealthcheck, s.handleHealthcheck())
 	e.Match(get, routeMetrics, echo.WrapHandler(telemetry.MetricsHandler(s.registry)))
 	e.Match(get, routeOpenAPI, s.handleOpenAPI())
+	e.Match(get, routeDocs, s.handleDocs())
+	e.Match(get, routeDocsAsset, s.handleDocsAsset())
 }
 
 // knownRoutes bounds the route label's values.
 var knownRoutes = map[string]bool{
 	routeCharacters: true, routeCharacter: true, routeHealthz: true, routeReadyz: true,
 	routeHealthcheck: true, routeMetrics: true, routeOpenAPI: true,
+	routeDocs: true, routeDocsAsset: true,
 }
 
 // unlimitedRoutes are exempt from rate limiting: probes and scrapers come

@@ -68,6 +68,10 @@ type Config struct {
 	// CacheControl is what successful list and item answers tell browsers
 	// and shared caches (a CDN, the ingress); the zero value says no-cache.
 	CacheControl CacheControl
+	// CORSAllowedOrigins may read the API from a browser page of another
+	// origin (see ParseCORSOrigins; "*" alone is any origin). Empty: CORS
+	// is off, and no CORS header is ever sent.
+	CORSAllowedOrigins []string
 }
 
 // CacheControl holds the Cache-Control directives of successful list and

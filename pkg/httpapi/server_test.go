@@ -133,6 +133,31 @@ func (e *env) do(method, path string, header map[string]string) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: body}
 }
 
+// rawClient sends exactly the headers given: no Accept-Encoding of its own, and
+// no transparent decompression, so the test sees what the server sent.
+var rawClient = &http.Client{Transport: &http.Transport{DisableCompression: true}}
+
+func (e *env) raw(method, path string, header map[string]string) response {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.base+path, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := rawClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
 func (e *env) get(path string) response {
 	e.t.Helper()
 	return e.do(http.MethodGet, path, nil)

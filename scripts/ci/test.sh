@@ -7,7 +7,9 @@
 #
 # Postgres: TEST_DATABASE_URL (CI: the service container), else found or
 # started by scripts/ensure-postgres.sh; the topology tests (pkg/pgtest) also
-# need PgBouncer and the server binaries (scripts/ensure-pgbouncer.sh). The chart tests (pkg/charttest) need
+# need PgBouncer and the server binaries (scripts/ensure-pgbouncer.sh), the
+# browser tests Chromium (scripts/ensure-chromium.sh; their screenshots go to
+# .cache/artifacts, or $ARTIFACTS_DIR). The chart tests (pkg/charttest) need
 # the pinned helm, installed here while the other packages' tests build and
 # run (a first build of helm takes minutes), and run once it is there. Writes
 # .cache/coverage.out, prints the per-package and total coverage, and appends
@@ -33,6 +35,12 @@ else
 fi
 # The read-path tests start a primary, a hot standby and PgBouncer of their own.
 scripts/ensure-pgbouncer.sh
+# The browser tests (cmd/api: /docs, CORS) drive a headless Chromium, installed
+# when missing; SKIP_BROWSER_TESTS=1 skips them instead.
+if [ "${SKIP_BROWSER_TESTS:-}" != 1 ]; then
+  CHROMIUM="$(scripts/ensure-chromium.sh)"
+  export CHROMIUM
+fi
 export HELM="$root/bin/helm"
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   TEST_DATABASE_URL="$(scripts/ensure-postgres.sh)"
