@@ -114,6 +114,11 @@ type response struct {
 
 func (e *env) do(method, path string, header map[string]string) response {
 	e.t.Helper()
+	return e.send(http.DefaultClient, method, path, header)
+}
+
+func (e *env) send(client *http.Client, method, path string, header map[string]string) response {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.base+path, nil)
 	if err != nil {
 		e.t.Fatal(err)
@@ -121,7 +126,7 @@ func (e *env) do(method, path string, header map[string]string) response {
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -139,23 +144,7 @@ var rawClient = &http.Client{Transport: &http.Transport{DisableCompression: true
 
 func (e *env) raw(method, path string, header map[string]string) response {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.base+path, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := rawClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: body}
+	return e.send(rawClient, method, path, header)
 }
 
 func (e *env) get(path string) response {

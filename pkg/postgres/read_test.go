@@ -37,11 +37,7 @@ func expectedOrder(all []character.Character, sort, order string) []int {
 		}
 		return c
 	})
-	ids := make([]int, len(cs))
-	for i, c := range cs {
-		ids[i] = c.ID
-	}
-	return ids
+	return idsOf(cs)
 }
 
 func TestListWalksEverySortAndOrderAcrossPages(t *testing.T) {
