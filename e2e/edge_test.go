@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,7 +141,7 @@ func TestCompressedAnswers(t *testing.T) {
 			if len(r.body) >= len(plain.body)/2 {
 				t.Errorf("GET %s in %s: %d bytes of %d", page, coding, len(r.body), len(plain.body))
 			}
-			if got := r.header.Get("Vary"); !strings.Contains(got, "Accept-Encoding") {
+			if got := strings.Join(r.header.Values("Vary"), ", "); !strings.Contains(got, "Accept-Encoding") {
 				t.Errorf("GET %s in %s: Vary %q", page, coding, got)
 			}
 			tags[coding] = r.header.Get("ETag")
@@ -199,10 +199,7 @@ func decodeBody(t *testing.T, coding string, b []byte) []byte {
 // with it is a 304, with an earlier date a 200; errors say no-store.
 func TestCacheHeaders(t *testing.T) {
 	_, want := sys.baseline(t)
-	wantCC := os.Getenv("E2E_CACHE_CONTROL")
-	if wantCC == "" {
-		wantCC = "no-cache"
-	}
+	wantCC := sys.cacheControl
 	for _, path := range []string{"/characters?page_size=7", "/characters/" + strconv.Itoa(want[0].ID)} {
 		lastModified := ""
 		for _, api := range sys.apis {
@@ -233,6 +230,94 @@ func TestCacheHeaders(t *testing.T) {
 		for _, path := range []string{"/characters?gender=robot", "/characters/2147483000", "/nope"} {
 			if got := sys.get(t, api+path).header.Get("Cache-Control"); got != "no-store" {
 				t.Errorf("GET %s%s: Cache-Control %q, want no-store", api, path, got)
+			}
+		}
+	}
+}
+
+// TestCORS: with E2E_CORS_ORIGIN, a preflight from that origin for a GET
+// with If-None-Match is allowed and the answer exposes ETag and Link to the
+// page; another origin gets no CORS header. Without it, CORS is off: no
+// origin gets one.
+func TestCORS(t *testing.T) {
+	sys.baseline(t)
+	const stranger = "https://stranger.e2e.example"
+	for _, api := range sys.apis {
+		u := api + "/characters?page_size=2"
+		preflight := func(origin string) response {
+			r, err := sys.request(http.MethodOptions, u, nil, "Origin", origin,
+				"Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "if-none-match")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if r := preflight(stranger); r.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("OPTIONS %s from %s: allowed (%q)", u, stranger, r.header.Get("Access-Control-Allow-Origin"))
+		}
+		if r := sys.get(t, u, "Origin", stranger); r.status != http.StatusOK || r.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("GET %s from %s: %d, Access-Control-Allow-Origin %q", u, stranger, r.status, r.header.Get("Access-Control-Allow-Origin"))
+		}
+		if sys.corsOrigin == "" {
+			continue
+		}
+		r := preflight(sys.corsOrigin)
+		if r.status >= 300 || r.header.Get("Access-Control-Allow-Origin") != sys.corsOrigin {
+			t.Errorf("OPTIONS %s from %s: %d, Access-Control-Allow-Origin %q", u, sys.corsOrigin, r.status, r.header.Get("Access-Control-Allow-Origin"))
+		}
+		if got := strings.ToLower(r.header.Get("Access-Control-Allow-Headers")); !strings.Contains(got, "if-none-match") {
+			t.Errorf("OPTIONS %s: Access-Control-Allow-Headers %q lacks If-None-Match", u, got)
+		}
+		if got := r.header.Get("Access-Control-Allow-Methods"); !strings.Contains(got, "GET") {
+			t.Errorf("OPTIONS %s: Access-Control-Allow-Methods %q lacks GET", u, got)
+		}
+		g := sys.get(t, u, "Origin", sys.corsOrigin)
+		if g.header.Get("Access-Control-Allow-Origin") != sys.corsOrigin {
+			t.Errorf("GET %s from %s: Access-Control-Allow-Origin %q", u, sys.corsOrigin, g.header.Get("Access-Control-Allow-Origin"))
+		}
+		exposed := strings.ToLower(g.header.Get("Access-Control-Expose-Headers"))
+		for _, h := range []string{"etag", "link", "last-modified"} {
+			if !strings.Contains(exposed, h) {
+				t.Errorf("GET %s: Access-Control-Expose-Headers %q lacks %s", u, exposed, h)
+			}
+		}
+	}
+}
+
+// TestDocsPage: /docs is an HTML page with a Content-Security-Policy that
+// allows only its own assets, and every asset it names (and the OpenAPI
+// document it renders) is served by the API itself (gzipped for clients that accept it). The real browser test
+// of the page is cmd/api's TestDocsPageInABrowser.
+func TestDocsPage(t *testing.T) {
+	for _, api := range sys.apis {
+		r := sys.get(t, api+"/docs")
+		if r.status != http.StatusOK || r.mediaType() != "text/html" {
+			t.Fatalf("GET %s/docs: %d %q", api, r.status, r.header.Get("Content-Type"))
+		}
+		csp := r.header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("GET %s/docs: Content-Security-Policy %q", api, csp)
+		}
+		refs := regexp.MustCompile(`(?:src|href)="([^"]+)"`).FindAllStringSubmatch(string(r.body), -1)
+		if len(refs) < 2 {
+			t.Fatalf("GET %s/docs names %d assets", api, len(refs))
+		}
+		page, err := url.Parse(api + "/docs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range refs {
+			ref, err := page.Parse(m[1])
+			if err != nil || ref.Host != page.Host || (!strings.HasPrefix(ref.Path, "/docs/") && ref.Path != "/openapi.json") {
+				t.Errorf("%s/docs names %q: not one of its own assets", api, m[1])
+				continue
+			}
+			a := sys.get(t, ref.String(), "Accept-Encoding", "gzip")
+			if a.status != http.StatusOK || len(a.body) == 0 {
+				t.Errorf("GET %s%s: %d", api, ref.Path, a.status)
+			}
+			if strings.HasSuffix(ref.Path, ".js") && a.header.Get("Content-Encoding") != "gzip" {
+				t.Errorf("GET %s%s with Accept-Encoding gzip: Content-Encoding %q", api, ref.Path, a.header.Get("Content-Encoding"))
 			}
 		}
 	}

@@ -29,6 +29,11 @@ const (
 	// Optional: the replicas (a subset of E2E_API_URLS) whose reads go to
 	// a DATABASE_READ_URL (a standby or a pooler).
 	envReplicaReadAPIs = "E2E_REPLICA_READ_API_URLS"
+	// Optional: what the replicas are configured with, for the suite to
+	// check: the origin CORS_ALLOWED_ORIGINS allows (unset: CORS is off)
+	// and the Cache-Control their answers carry (unset: "no-cache").
+	envCORSOrigin   = "E2E_CORS_ORIGIN"
+	envCacheControl = "E2E_CACHE_CONTROL"
 )
 
 // propagationDeadline is how soon after an ingest commits every replica must
@@ -48,6 +53,8 @@ type system struct {
 	dbStopCmd       string
 	dbStartCmd      string
 	nameOrder       string
+	corsOrigin      string // "" when CORS is off
+	cacheControl    string
 	client          *http.Client
 }
 
@@ -93,6 +100,11 @@ func loadSystem(getenv func(string) string) (*system, error) {
 		dbStopCmd:     strings.TrimSpace(getenv(envDBStopCmd)),
 		dbStartCmd:    strings.TrimSpace(getenv(envDBStartCmd)),
 		nameOrder:     strings.TrimSpace(getenv(envNameOrder)),
+		corsOrigin:    strings.TrimSpace(getenv(envCORSOrigin)),
+		cacheControl:  strings.TrimSpace(getenv(envCacheControl)),
+	}
+	if s.cacheControl == "" {
+		s.cacheControl = "no-cache"
 	}
 	apis := getenv(envAPIURLs)
 	if strings.TrimSpace(apis) == "" {

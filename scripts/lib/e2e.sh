@@ -208,10 +208,15 @@ ingest_env() { # UPSTREAM_URL
 }
 # The ingester serves on a long schedule, so that only the suite's ingests matter.
 INGEST_SCHEDULE=${INGEST_SCHEDULE:-@every 1h}
+# The replicas allow one CORS origin and send shared-cache directives, both
+# told to the suite (E2E_CORS_ORIGIN, E2E_CACHE_CONTROL) to check.
+E2E_CORS_ORIGIN=https://app.e2e.example
+E2E_CACHE_CONTROL="public, max-age=0, s-maxage=60, stale-if-error=3600"
 api_env() { # PORT
   echo "DATABASE_URL=$DATABASE_URL"
   echo "HTTP_ADDR=127.0.0.1:$1"
-  printf '%s\n' CACHE_TTL=1h SHUTDOWN_DRAIN_DELAY=0s SHUTDOWN_TIMEOUT=5s RATE_LIMIT_RPS=0
+  printf '%s\n' CACHE_TTL=1h SHUTDOWN_DRAIN_DELAY=0s SHUTDOWN_TIMEOUT=5s RATE_LIMIT_RPS=0 \
+    "CORS_ALLOWED_ORIGINS=$E2E_CORS_ORIGIN" CACHE_CONTROL_S_MAXAGE=60s CACHE_CONTROL_STALE_IF_ERROR=1h
 }
 
 # component_ready NAME HOST:PORT PATH: NAME is alive and answers 200 there.
@@ -252,6 +257,7 @@ e2e_run_suite() {
   export E2E_DB_STOP_CMD="sh $WORK/db-stop.sh"
   export E2E_DB_START_CMD="sh $WORK/db-start.sh"
   export E2E_NAME_ORDER=codepoint
+  export E2E_CORS_ORIGIN E2E_CACHE_CONTROL
   unset DATABASE_URL # the suite is black-box: it gets no database URL
   if $SERVE; then
     say "the system is up; run the suite against it with (Ctrl-C here stops it):"
