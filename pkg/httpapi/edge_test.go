@@ -270,10 +270,10 @@ func TestListFiltersOverHTTP(t *testing.T) {
 	e := setup(t, options{})
 	all := apitest.Characters(30)
 	for i := range all {
-		switch {
-		case i%3 == 0:
+		switch i % 3 {
+		case 0:
 			all[i].Name, all[i].Gender = "Rick "+strconv.Itoa(i), "Male"
-		case i%3 == 1:
+		case 1:
 			all[i].Name, all[i].Gender, all[i].LocationName = "Beth "+strconv.Itoa(i), "Female", "Earth (Replacement Dimension)"
 		default:
 			all[i].Name, all[i].Gender, all[i].OriginName = "50% Morty_"+strconv.Itoa(i), "unknown", "Earth (Evil Morty Dimension)"
