@@ -69,6 +69,29 @@ sync-ops: ## copy ops/ (alert rules, dashboard) into the chart after editing the
 e2e: ## black-box e2e suite against a complete local system (throwaway Postgres, fake upstream, ingester, 2 API replicas), torn down after
 	scripts/e2e.sh $(E2E_ARGS)
 
+# The targets below need a Docker engine: scripts/docker/with-engine.sh uses
+# the one that answers (DOCKER_HOST, the default socket), or starts dockerd
+# on a socket of its own (installing Debian's docker.io when missing) and
+# stops it afterwards. Where none can run it says so loudly and they fall
+# back to what needs no engine; DOCKER_REQUIRED=1 makes that a failure.
+WITH_ENGINE := scripts/docker/with-engine.sh
+
+.PHONY: base-images
+base-images: ## build the local stand-in base images (Debian, Go, static runtime, Postgres), once per machine: the engine keeps them
+	$(WITH_ENGINE) scripts/docker/base-images.sh
+
+.PHONY: images
+images: ## build rickmorty-api:dev and rickmorty-ingester:dev from the Dockerfiles with BuildKit, stamped, then check them (scripts/docker/check-images.sh)
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' $(WITH_ENGINE) scripts/docker/images.sh $(IMAGES)
+
+.PHONY: e2e-containers
+e2e-containers: ## the e2e suite against the system as containers of rickmorty-*:dev, with the chart's security settings (after make images)
+	$(WITH_ENGINE) scripts/e2e-containers.sh $(E2E_ARGS)
+
+.PHONY: compose-smoke
+compose-smoke: ## docker-compose.yml's core stack up with the local images, checked through the API, then down -v (after make images)
+	$(WITH_ENGINE) scripts/compose-smoke.sh
+
 .PHONY: cover
 cover: ## tests with an HTML coverage report in coverage.html
 	scripts/ci/test.sh
