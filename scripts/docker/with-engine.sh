@@ -29,6 +29,8 @@
 # Exits with CMD's status.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# The caller's choice of client, if any (lib.sh fills DOCKER_CLI in).
+user_cli=${DOCKER_CLI:-}
 # shellcheck source=scripts/docker/lib.sh
 . "$root/scripts/docker/lib.sh"
 
@@ -86,8 +88,13 @@ start_engine() {
       why="apt-get install docker.io failed"
       return 1
     fi
+    # Choose again: the client chosen before the install may be one that
+    # cannot build with BuildKit (e.g. a newer static client without buildx),
+    # which lib.sh skips now that docker.io's is there.
+    DOCKER_CLI=$user_cli
     DOCKER_CLI=$(pick_docker_cli)
     export DOCKER_CLI
+    say "client: $DOCKER_CLI ($("$DOCKER_CLI" version --format '{{.Client.Version}}' 2>/dev/null || echo '?'))"
     # The package may have started its own service on the default socket.
     if engine_answers; then return 0; fi
   fi
