@@ -23,14 +23,14 @@ WITH_TEST_DB := export TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/ensur
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## build bin/api, bin/ingester and bin/fakeupstream
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 .PHONY: test
-test: ## run every test: unit + Postgres integration (-race, coverage), chart, ops, e2e
+test: ## run every test: unit + Postgres integration (-race, coverage), chart, ops, e2e (PGTEST_DB=container: Postgres through testcontainers)
 	scripts/ci/local.sh test chart ops e2e
 
 .PHONY: check
