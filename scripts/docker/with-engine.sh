@@ -94,7 +94,7 @@ start_engine() {
     DOCKER_CLI=$user_cli
     DOCKER_CLI=$(pick_docker_cli)
     export DOCKER_CLI
-    say "client: $DOCKER_CLI ($("$DOCKER_CLI" version --format '{{.Client.Version}}' 2>/dev/null || echo '?'))"
+    say "client: $DOCKER_CLI $("$DOCKER_CLI" version --format '{{.Client.Version}}' 2>/dev/null | head -n 1)"
     # The package may have started its own service on the default socket.
     if engine_answers; then return 0; fi
   fi
