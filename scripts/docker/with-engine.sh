@@ -134,6 +134,16 @@ stop_engine() {
       say "another run still uses the engine; dockerd (pid $pid) is left running"
       return 0
     fi
+    # Containers that are ending (a test binary's Postgres stops when the
+    # binary exits, then the engine removes it and its anonymous volume):
+    # stopping the engine under them would leave the volume behind.
+    local i n
+    for i in $(seq 1 40); do
+      n=$(docker ps -aq --filter status=running --filter status=removing --filter status=restarting 2>/dev/null | wc -l)
+      [ "$n" -gt 0 ] || break
+      [ "$i" != 1 ] || say "waiting (up to 20s) for $n container(s) to end before stopping the engine"
+      sleep 0.5
+    done
     say "stopping the dockerd this run started (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 120); do
