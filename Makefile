@@ -23,14 +23,14 @@ WITH_TEST_DB := export TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/ensur
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## build bin/api, bin/ingester and bin/fakeupstream
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 .PHONY: test
-test: ## run every test: unit + Postgres integration (-race, coverage), chart, ops, e2e
+test: ## run every test: unit + Postgres integration (-race, coverage), chart, ops, e2e (PGTEST_DB=container: Postgres through testcontainers)
 	scripts/ci/local.sh test chart ops e2e
 
 .PHONY: check
@@ -72,6 +72,29 @@ e2e: ## black-box e2e suite against a complete local system (throwaway Postgres,
 .PHONY: docs-assets
 docs-assets: ## refresh the vendored Swagger UI of GET /docs from npm at its pinned version (SWAGGER_UI_VERSION=x.y.z moves the pin)
 	scripts/docs-assets.sh
+
+# The targets below need a Docker engine: scripts/docker/with-engine.sh uses
+# the one that answers (DOCKER_HOST, the default socket), or starts dockerd
+# on a socket of its own (installing Debian's docker.io when missing) and
+# stops it afterwards. Where none can run it says so loudly and they fall
+# back to what needs no engine; DOCKER_REQUIRED=1 makes that a failure.
+WITH_ENGINE := scripts/docker/with-engine.sh
+
+.PHONY: base-images
+base-images: ## build the local stand-in base images (Debian, Go, static runtime, Postgres), once per machine: the engine keeps them
+	$(WITH_ENGINE) scripts/docker/base-images.sh
+
+.PHONY: images
+images: ## build rickmorty-api:dev and rickmorty-ingester:dev from the Dockerfiles with BuildKit, stamped, then check them (scripts/docker/check-images.sh)
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' $(WITH_ENGINE) scripts/docker/images.sh $(IMAGES)
+
+.PHONY: e2e-containers
+e2e-containers: ## the e2e suite against the system as containers of rickmorty-*:dev, with the chart's security settings (after make images)
+	$(WITH_ENGINE) scripts/e2e-containers.sh $(E2E_ARGS)
+
+.PHONY: compose-smoke
+compose-smoke: ## docker-compose.yml's core stack up with the local images, checked through the API, then down -v (after make images)
+	$(WITH_ENGINE) scripts/compose-smoke.sh
 
 .PHONY: cover
 cover: ## tests with an HTML coverage report in coverage.html

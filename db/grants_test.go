@@ -36,9 +36,9 @@ func TestGrantsAsEachRole(t *testing.T) {
 		}
 	}
 	ident := func(s string) string { return pgx.Identifier{s}.Sanitize() }
-	exec("CREATE ROLE " + ident(owner) + " LOGIN")
-	exec("CREATE ROLE " + ident(api) + " LOGIN")
-	exec("CREATE ROLE " + ident(roleAdmin) + " LOGIN CREATEROLE")
+	exec(pgtest.LoginRole(owner))
+	exec(pgtest.LoginRole(api))
+	exec(pgtest.LoginRole(roleAdmin, "CREATEROLE"))
 	exec("CREATE DATABASE " + ident(dbName) + " OWNER " + ident(owner))
 	t.Cleanup(func() {
 		admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(dbName)+" WITH (FORCE)") //nolint:errcheck // best effort
@@ -47,13 +47,14 @@ func TestGrantsAsEachRole(t *testing.T) {
 		}
 	})
 	as := func(role string) string {
-		u, err := url.Parse(adminURL)
+		u, err := url.Parse(pgtest.AsRole(t, adminURL, role))
 		if err != nil {
 			t.Fatal(err)
 		}
-		u.User, u.Path = url.User(role), "/"+dbName
+		u.Path = "/" + dbName
 		return u.String()
 	}
+	superuser := mustUser(t, adminURL) // the admin URL's user: postgres, locally and in a container
 	if _, err := db.Migrate(as(owner)); err != nil {
 		t.Fatalf("migrate as the owner: %v", err)
 	}
@@ -62,7 +63,7 @@ func TestGrantsAsEachRole(t *testing.T) {
 	for _, step := range []struct{ file, url, who string }{
 		{"api_readonly.sql", as(owner), "the owner of the database and tables"},
 		{"api_role.sql", as(roleAdmin), "a role with CREATEROLE"},
-		{"functions.sql", as("postgres"), "a superuser"},
+		{"functions.sql", as(superuser), "a superuser"},
 	} {
 		if err := pgtest.ApplyPSQL(t, step.url, "grants/"+step.file, vars); err != nil {
 			t.Fatalf("%s as %s: %v", step.file, step.who, err)
@@ -122,4 +123,13 @@ func TestGrantsAsEachRole(t *testing.T) {
 	if _, err := db.Migrate(as(owner)); err != nil {
 		t.Errorf("migrate as the owner after functions.sql: %v", err)
 	}
+}
+
+func mustUser(t *testing.T, dbURL string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil || u.User == nil {
+		t.Fatalf("no user in %q: %v", dbURL, err)
+	}
+	return u.User.Username()
 }

@@ -263,15 +263,15 @@ func readFileString(t *testing.T, path string) string {
 
 func TestStartsLogsMaskedConfigAndShutsDownGracefully(t *testing.T) {
 	t.Parallel()
-	dbURL := seeded(t, 3)
-	u, _ := url.Parse(dbURL)
-	u.User = url.UserPassword(u.User.Username(), "s3cret-pw") // trust auth ignores it
-	a := startAPI(t, map[string]string{"DATABASE_URL": u.String(), "SHUTDOWN_DRAIN_DELAY": "500ms"})
+	// A role with a password (pgtest.RolePassword), whichever the server's
+	// authentication, so that the log has one to mask.
+	dbURL := pgtest.SelectOnlyRole(t, seeded(t, 3))
+	a := startAPI(t, map[string]string{"DATABASE_URL": dbURL, "SHUTDOWN_DRAIN_DELAY": "500ms"})
 	if r := a.get("/characters/1"); r.status != 200 {
 		t.Fatalf("GET /characters/1 = %d %s", r.status, r.body)
 	}
 	logs := a.logs.String()
-	if strings.Contains(logs, "s3cret-pw") || !strings.Contains(logs, "xxxxx") {
+	if strings.Contains(logs, pgtest.RolePassword) || !strings.Contains(logs, "xxxxx") {
 		t.Errorf("the password is not masked in the logs:\n%s", logs)
 	}
 
@@ -426,7 +426,7 @@ func TestWorksWithASelectOnlyRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE ROLE "+pgx.Identifier{role}.Sanitize()+" LOGIN"); err != nil {
+	if _, err := admin.Exec(ctx, pgtest.LoginRole(role)); err != nil {
 		t.Fatal(err)
 	}
 	owner, err := pgx.Connect(ctx, dbURL)
@@ -448,9 +448,7 @@ func TestWorksWithASelectOnlyRole(t *testing.T) {
 		}
 	}
 
-	u := mustParse(t, dbURL)
-	u.User = url.User(role)
-	roleURL := u.String()
+	roleURL := pgtest.AsRole(t, dbURL, role)
 	a := startAPI(t, map[string]string{"DATABASE_URL": roleURL})
 	for _, path := range []string{"/characters", "/characters/2", "/characters?sort=name&order=desc&page=2&page_size=3"} {
 		if r := a.get(path); r.status != 200 {

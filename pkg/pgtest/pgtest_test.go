@@ -52,3 +52,20 @@ func TestChooseServer(t *testing.T) {
 		})
 	}
 }
+
+func TestAsRoleAndLoginRole(t *testing.T) {
+	for _, tt := range []struct{ in, role, want string }{
+		{"postgres://postgres@h:5432/db?sslmode=disable", "rm_ro", "postgres://rm_ro:" + RolePassword + "@h:5432/db?sslmode=disable"},
+		{"postgres://postgres:postgres@h:5432/db", "rm_ro", "postgres://rm_ro:" + RolePassword + "@h:5432/db"},
+		// The URL's own user keeps its own password (or none).
+		{"postgres://postgres:postgres@h:5432/db", "postgres", "postgres://postgres:postgres@h:5432/db"},
+		{"postgres://postgres@h:5432/db", "postgres", "postgres://postgres@h:5432/db"},
+	} {
+		if got := AsRole(t, tt.in, tt.role); got != tt.want {
+			t.Errorf("AsRole(%q, %q) = %q, want %q", tt.in, tt.role, got, tt.want)
+		}
+	}
+	if got, want := LoginRole("a\"b", "CREATEROLE"), `CREATE ROLE "a""b" LOGIN PASSWORD '`+RolePassword+`' CREATEROLE`; got != want {
+		t.Errorf("LoginRole = %q, want %q", got, want)
+	}
+}

@@ -14,6 +14,37 @@ import (
 	"github.com/rickmorty/rickmorty/db"
 )
 
+// RolePassword is the password of every login role the tests create
+// (LoginRole, SelectOnlyRole): a server that checks passwords on TCP (the
+// Postgres containers of the Docker path, a CI service container:
+// scram-sha-256) needs one, and trust authentication ignores it.
+// Distinctive, so that a test can look for it in logs.
+const RolePassword = "rm-test-pw-5f1c" //nolint:gosec // G101: a test-only password of throwaway roles on test servers
+
+// LoginRole returns the statement creating the login role name, with
+// RolePassword and the given options (e.g. "CREATEROLE").
+func LoginRole(name string, options ...string) string {
+	stmt := "CREATE ROLE " + pgx.Identifier{name}.Sanitize() + " LOGIN PASSWORD '" + RolePassword + "'"
+	for _, o := range options {
+		stmt += " " + o
+	}
+	return stmt
+}
+
+// AsRole returns dbURL with role, and RolePassword, as its user; the
+// user dbURL already has keeps its own password.
+func AsRole(t testing.TB, dbURL, role string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	if u.User == nil || u.User.Username() != role {
+		u.User = url.UserPassword(role, RolePassword)
+	}
+	return u.String()
+}
+
 // SelectOnlyRole creates a login role holding exactly the API's grants on
 // the database at dbURL, applied by running db/grants/api_readonly.sql as
 // the database's owner, and returns dbURL as that role. The role and its
@@ -35,7 +66,7 @@ func SelectOnlyRole(t testing.TB, dbURL string) string {
 		t.Fatalf("pgtest: connect to %s: %v", EnvURL, err)
 	}
 	defer admin.Close(context.Background())
-	if _, err := admin.Exec(ctx, "CREATE ROLE "+ident+" LOGIN"); err != nil {
+	if _, err := admin.Exec(ctx, LoginRole(role)); err != nil {
 		t.Fatalf("pgtest: create role: %v", err)
 	}
 	t.Cleanup(func() {
@@ -64,6 +95,5 @@ func SelectOnlyRole(t testing.TB, dbURL string) string {
 			t.Fatalf("pgtest: grants script: %s: %v", stmt, err)
 		}
 	}
-	u.User = url.User(role)
-	return u.String()
+	return AsRole(t, dbURL, role)
 }

@@ -155,7 +155,18 @@ for s in "${all[@]}"; do
   fi
   printf '\n\033[1m==> ci: %s\033[0m\n' "$s"
   t0=$SECONDS
-  if ( "step_$s" ); then
+  # Not `if ( step )`: inside an if condition bash ignores set -e, in the
+  # function and everything it calls, so a step would fail only when its
+  # last command does (a failing `go vet` followed by a passing one would
+  # pass). The subshell turns -e on again outside any condition.
+  set +e
+  (
+    set -e
+    "step_$s"
+  )
+  rc=$?
+  set -e
+  if [ "$rc" = 0 ]; then
     results+=("$(printf '%-11s ok      %4ds' "$s" $((SECONDS - t0)))")
     if [ "$s" = test ]; then
       test_done=true

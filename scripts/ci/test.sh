@@ -5,10 +5,21 @@
 #
 #   scripts/ci/test.sh [go test flags]
 #
-# Postgres: TEST_DATABASE_URL (CI: the service container), else found or
-# started by scripts/ensure-postgres.sh; the topology tests (pkg/pgtest) also
-# need PgBouncer and the server binaries (scripts/ensure-pgbouncer.sh), the
-# browser tests Chromium (scripts/ensure-chromium.sh; their screenshots go to
+# Postgres, chosen by PGTEST_DB:
+#   server (the default)  TEST_DATABASE_URL (CI: the service container), else
+#                         found or started by scripts/ensure-postgres.sh;
+#   container             pkg/pgtest's testcontainers path: TEST_DATABASE_URL
+#                         is unset for the tests, and each test binary starts
+#                         a Postgres container from PGTEST_IMAGE (default: the
+#                         stand-in localhost/rickmorty/postgres:15, built by
+#                         scripts/docker/base-images.sh when missing). Without
+#                         an engine answering, this script runs itself through
+#                         scripts/docker/with-engine.sh; where no engine can
+#                         run it says so loudly and uses the server, unless
+#                         DOCKER_REQUIRED=1 (.ci/run), which fails instead.
+# The topology tests (pkg/pgtest) also need PgBouncer and the server
+# binaries (scripts/ensure-pgbouncer.sh), whichever the mode; the browser
+# tests Chromium (scripts/ensure-chromium.sh; their screenshots go to
 # .cache/artifacts, or $ARTIFACTS_DIR). The chart tests (pkg/charttest) need
 # the pinned helm, installed here while the other packages' tests build and
 # run (a first build of helm takes minutes), and run once it is there. Writes
@@ -17,6 +28,59 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
+
+loud() {
+  {
+    echo
+    echo "!! ============================================================"
+    printf '!! %s\n' "$@"
+    echo "!! ============================================================"
+    echo
+  } >&2
+}
+PGTEST_DB=${PGTEST_DB:-server}
+case $PGTEST_DB in
+  server) ;;
+  container)
+    if [ -n "${PGTEST_NO_DOCKER:-}" ]; then
+      echo "test: PGTEST_DB=container and PGTEST_NO_DOCKER is set: pick one" >&2
+      exit 2
+    fi
+    # shellcheck source=scripts/docker/lib.sh
+    . scripts/docker/lib.sh
+    if ! engine_answers && [ -z "${DOCKER_ENGINE:-}" ]; then
+      # Not yet through with-engine.sh (which sets DOCKER_ENGINE): find or start one.
+      exec scripts/docker/with-engine.sh "$root/scripts/ci/test.sh" "$@"
+    fi
+    if engine_answers; then
+      if [ -n "${TEST_DATABASE_URL:-}" ]; then
+        echo "test: PGTEST_DB=container: TEST_DATABASE_URL is unset for the Go tests (it would win over the container)"
+        unset TEST_DATABASE_URL
+      fi
+      if [ -z "${PGTEST_IMAGE:-}" ]; then
+        PGTEST_IMAGE=$(scripts/docker/base-images.sh --names | sed -n 's/^PGTEST_IMAGE=//p')
+      fi
+      if ! docker image inspect "$PGTEST_IMAGE" >/dev/null 2>&1 && [[ "$PGTEST_IMAGE" == localhost/rickmorty/* ]]; then
+        echo "test: $PGTEST_IMAGE is missing: building the stand-in bases (scripts/docker/base-images.sh)"
+        scripts/docker/base-images.sh >/dev/null
+      fi
+      export PGTEST_IMAGE
+      echo "test: Postgres tests through testcontainers: one container per test binary from $PGTEST_IMAGE (DOCKER_HOST=${DOCKER_HOST:-the default socket})"
+    elif [ "${DOCKER_REQUIRED:-}" = 1 ]; then
+      loud "PGTEST_DB=container, DOCKER_REQUIRED=1 and no Docker engine answers: failing."
+      exit 1
+    else
+      loud "PGTEST_DB=container but NO DOCKER ENGINE answers:" \
+        "the Postgres tests use a server instead (TEST_DATABASE_URL, scripts/ensure-postgres.sh)."
+      PGTEST_DB=server
+    fi
+    ;;
+  *)
+    echo "test: PGTEST_DB='$PGTEST_DB': want server or container" >&2
+    exit 2
+    ;;
+esac
+
 mkdir -p .cache
 [ -f .cache/.gitignore ] || printf '*\n' >.cache/.gitignore
 
@@ -42,10 +106,12 @@ if [ "${SKIP_BROWSER_TESTS:-}" != 1 ]; then
   export CHROMIUM
 fi
 export HELM="$root/bin/helm"
-if [ -z "${TEST_DATABASE_URL:-}" ]; then
-  TEST_DATABASE_URL="$(scripts/ensure-postgres.sh)"
+if [ "$PGTEST_DB" = server ]; then
+  if [ -z "${TEST_DATABASE_URL:-}" ]; then
+    TEST_DATABASE_URL="$(scripts/ensure-postgres.sh)"
+  fi
+  export TEST_DATABASE_URL
 fi
-export TEST_DATABASE_URL
 
 profile=.cache/coverage.out
 log=.cache/test.log

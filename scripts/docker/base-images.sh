@@ -73,7 +73,10 @@ build() { # IMAGE RECIPE DOCKERFILE CONTEXT [BUILD ARG...]
 }
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/rickmorty-base-images.XXXXXX")
+raw="" # the imported root file system, while the Debian stand-in is built from it
 cleanup() {
+  # A failed build leaves no untagged root file system behind in the engine.
+  [ -z "$raw" ] || docker rmi "$raw" >/dev/null 2>&1 || true
   # debootstrap mounts /proc and /sys in the target: never delete through them.
   if [ -d "$work/rootfs" ]; then
     awk -v r="$work/rootfs" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
@@ -109,6 +112,7 @@ else
   rm -rf --one-file-system "$work/rootfs"
   build "$debian_image" "$debian_recipe" $S/debian.Dockerfile $S "ROOTFS_IMAGE=$raw"
   docker rmi "$raw" >/dev/null
+  raw=""
   say "$debian_image: built in $((SECONDS - t0))s"
 fi
 

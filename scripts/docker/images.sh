@@ -62,6 +62,9 @@ for c in "${components[@]}"; do
     --build-arg COMMIT="$COMMIT" \
     -t "$image" .
   say "built $image in $((SECONDS - t0))s"
+  # The image the tag named before (another commit's), now untagged: removed,
+  # so that rebuilds do not pile up in the engine.
+  docker image prune -f --filter "label=org.opencontainers.image.title=rickmorty-$c" >/dev/null
 done
 
 images=()

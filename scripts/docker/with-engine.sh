@@ -29,6 +29,8 @@
 # Exits with CMD's status.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# The caller's choice of client, if any (lib.sh fills DOCKER_CLI in).
+user_cli=${DOCKER_CLI:-}
 # shellcheck source=scripts/docker/lib.sh
 . "$root/scripts/docker/lib.sh"
 
@@ -86,8 +88,13 @@ start_engine() {
       why="apt-get install docker.io failed"
       return 1
     fi
+    # Choose again: the client chosen before the install may be one that
+    # cannot build with BuildKit (e.g. a newer static client without buildx),
+    # which lib.sh skips now that docker.io's is there.
+    DOCKER_CLI=$user_cli
     DOCKER_CLI=$(pick_docker_cli)
     export DOCKER_CLI
+    say "client: $DOCKER_CLI $("$DOCKER_CLI" version --format '{{.Client.Version}}' 2>/dev/null | head -n 1)"
     # The package may have started its own service on the default socket.
     if engine_answers; then return 0; fi
   fi
@@ -127,6 +134,16 @@ stop_engine() {
       say "another run still uses the engine; dockerd (pid $pid) is left running"
       return 0
     fi
+    # Containers that are ending (a test binary's Postgres stops when the
+    # binary exits, then the engine removes it and its anonymous volume):
+    # stopping the engine under them would leave the volume behind.
+    local i n
+    for i in $(seq 1 40); do
+      n=$(docker ps -aq --filter status=running --filter status=removing --filter status=restarting 2>/dev/null | wc -l)
+      [ "$n" -gt 0 ] || break
+      [ "$i" != 1 ] || say "waiting (up to 20s) for $n container(s) to end before stopping the engine"
+      sleep 0.5
+    done
     say "stopping the dockerd this run started (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 120); do
