@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # LAST_PID, RPS, P50 and P99 are read by the scripts that source this
 # Shared by bench/api.sh and bench/filters.sh (sourced): a throwaway
 # database with the real schema, the binaries, API processes and wrk runs,
 # all cleaned up on exit. Expects ADMIN_URL, CONC, DURATION; sets DB, DB_URL,

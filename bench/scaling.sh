@@ -89,28 +89,9 @@ trap 'exit 143' TERM
 mkdir -p "$WORK/logs" "$WORK/bin"
 LOGS=$WORK/logs
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# Ports below the kernel's ephemeral range, which outgoing connections use.
-EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-if [ "${EPHEMERAL_LOW:-0}" -gt 21000 ] 2>/dev/null; then PORT_BASE=20000 PORT_SPAN=$((EPHEMERAL_LOW - 20000)); else PORT_BASE=10000 PORT_SPAN=9000; fi
-USED_PORTS=" "
-free_port() {
-	local p
-	for _ in $(seq 1 200); do
-		p=$((PORT_BASE + RANDOM % PORT_SPAN))
-		case $USED_PORTS in *" $p "*) continue ;; esac
-		if port_free "$p"; then USED_PORTS+="$p "; echo "$p"; return 0; fi
-	done
-	die "no free TCP port found on 127.0.0.1"
-}
-wait_until() { # SECONDS WHAT CMD...
-	local deadline=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ $SECONDS -lt $deadline ] || die "$what: not within the time allowed"
-		sleep 0.1
-	done
-}
+# free_port, port_free, wait_until: the same helpers as the e2e harness's.
+# shellcheck source=scripts/lib/net.sh
+. scripts/lib/net.sh
 
 # ------------------------------------------------------------- binaries
 if [ -n "$BIN" ]; then
