@@ -193,9 +193,11 @@ func ParseListQuery(v url.Values) (ListQuery, error) {
 	return q, nil
 }
 
-// checkFilterText refuses a text filter the database could not compare or
-// that is unreasonably long: invalid UTF-8, control characters (a NUL byte
-// cannot even be sent to Postgres) and more than MaxFilterLength characters.
+// checkFilterText refuses a text filter the database could not compare,
+// that is unreasonably long, or that no index could serve: invalid UTF-8,
+// control characters (a NUL byte cannot even be sent to Postgres), more
+// than MaxFilterLength characters, and no MinFilterWord letters or digits
+// in a row.
 func checkFilterText(param, s string) error {
 	if !utf8.ValidString(s) {
 		return Invalid(param, "parameter %q must be valid UTF-8 text", param)
@@ -206,7 +208,31 @@ func checkFilterText(param, s string) error {
 	if strings.ContainsFunc(s, unicode.IsControl) {
 		return Invalid(param, "parameter %q must not contain control characters", param)
 	}
+	if !hasWord(s, MinFilterWord) {
+		return Invalid(param, "parameter %q must contain at least %d letters or digits in a row (shorter text cannot be looked up in an index)", param, MinFilterWord)
+	}
 	return nil
+}
+
+// MinFilterWord is the shortest run of letters or digits a text filter must
+// contain. The database finds substrings through trigram indexes; text
+// without three such characters in a row gives no trigram, and would make
+// it read every row instead.
+const MinFilterWord = 3
+
+// hasWord reports whether s holds n letters or digits in a row.
+func hasWord(s string, n int) bool {
+	run := 0
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if run++; run >= n {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
 }
 
 // parseInt accepts plain decimal digits only: no sign, no spaces, no

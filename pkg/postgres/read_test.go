@@ -402,6 +402,8 @@ FROM generate_series(1, 50000) i`); err != nil {
 		index  string
 	}{
 		{character.Filter{Name: "c4ca4238"}, "characters_name_trgm_idx"},
+		// The shortest text the API accepts (character.MinFilterWord).
+		{character.Filter{Name: "n c4c"}, "characters_name_trgm_idx"},
 		{character.Filter{Origin: "8f14e45f"}, "characters_origin_name_trgm_idx"},
 		{character.Filter{Location: "c51ce410"}, "characters_location_name_trgm_idx"},
 	} {
@@ -416,6 +418,33 @@ FROM generate_series(1, 50000) i`); err != nil {
 				t.Errorf("%+v sorted by %s: the plan does not use %s:\n%s", tc.filter, sort, tc.index, plan)
 			}
 		}
+	}
+}
+
+// TestTooShortFiltersWouldScanTheTable is why the API refuses text filters
+// without character.MinFilterWord letters or digits in a row: text that
+// yields no trigram makes Postgres read the whole table.
+func TestTooShortFiltersWouldScanTheTable(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `
+INSERT INTO characters (id, name, status, species, type, gender, origin_name, origin_url,
+	location_name, location_url, image, episode, url, created)
+SELECT i, 'Person ' || md5(i::text), 'Alive', 'Human', '', 'Female', 'Earth', '', 'Place', '', '', '{}', '', now()
+FROM generate_series(1, 50000) i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "ANALYZE characters"); err != nil {
+		t.Fatal(err)
+	}
+	stmt, args, err := postgres.ListSQL(character.ListQuery{Sort: character.SortID, Order: character.OrderAsc, Page: 1, PageSize: 20,
+		Filter: character.Filter{Name: "c4"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := explain(t, pool, stmt, args); !strings.Contains(plan, "Seq Scan on characters") {
+		t.Errorf("a two-letter filter no longer scans the table; character.MinFilterWord may be lowered:\n%s", plan)
 	}
 }
 
