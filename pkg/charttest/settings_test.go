@@ -19,6 +19,8 @@ func TestChartRefusesWhatTheBinariesRefuse(t *testing.T) {
 		`api.config.rateLimitBurst=2000000`,
 		`api.config.cacheControlSMaxAge="8761h"`,
 		`api.config.cacheControlMaxAge="1 minute"`,
+		`api.config.cacheControlStaleIfError="1.5s"`,
+		`api.config.cacheControlMaxAge="500ms"`,
 		`api.config.compressionMinBytes=0`,
 		`ingester.config.upstreamTimeout="50ms"`,
 		`ingester.config.upstreamTimeout="10m"`,

@@ -43,7 +43,8 @@ type Setting struct {
 	// Default.
 	Scope string
 	Usage string
-	// Check is an extra rule for a string value (e.g. a cron spec).
+	// Check is an extra rule for a string value (e.g. a cron spec), or
+	// for a duration, given in its String form (e.g. whole seconds).
 	Check func(string) error
 	// Dest receives the value: *string, *int, *int64, *float64,
 	// *time.Duration or *slog.Level.
@@ -156,6 +157,11 @@ func (r *Reader) load(s Setting) {
 		*d = r.Float(s.Name, atof(s.Default), atof(s.Min), atof(s.Max))
 	case *time.Duration:
 		*d = r.Duration(s.Name, dur(s.Default), dur(s.Min), dur(s.Max))
+		if s.Check != nil {
+			if err := s.Check(d.String()); err != nil {
+				r.Check(false, s.Name, "%v", err)
+			}
+		}
 	case *slog.Level:
 		var def slog.Level
 		_ = def.UnmarshalText([]byte(s.Default))
@@ -252,4 +258,17 @@ func WriteTable(w io.Writer, settings []Setting, usedBy func(Setting) string) er
 		fmt.Fprintln(tw, strings.Join(append(row, s.Usage), "\t"))
 	}
 	return tw.Flush()
+}
+
+// WholeSeconds is a Check for durations that must be a whole number of
+// seconds (those sent in seconds, such as Cache-Control's max-age).
+func WholeSeconds(d string) error {
+	v, err := time.ParseDuration(d)
+	if err != nil {
+		return err
+	}
+	if v%time.Second != 0 {
+		return fmt.Errorf("must be a whole number of seconds (got %s)", d)
+	}
+	return nil
 }
