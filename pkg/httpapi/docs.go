@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -185,7 +186,7 @@ func serveDocFile(c echo.Context, f *docFile, cacheControl string) error {
 		}
 	}
 	h.Set("Etag", tag)
-	if inm := req.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, tag) {
+	if notModified(req, tag, time.Time{}) {
 		c.Response().WriteHeader(http.StatusNotModified)
 		return nil
 	}

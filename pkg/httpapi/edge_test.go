@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -200,9 +201,10 @@ func TestLastModifiedAndIfModifiedSince(t *testing.T) {
 			want   int
 		}{
 			{"same date", map[string]string{"If-Modified-Since": lm}, 304},
-			{"later date", map[string]string{"If-Modified-Since": at.Add(time.Hour).Format(http.TimeFormat)}, 304},
+			{"later date", map[string]string{"If-Modified-Since": past(at.Add(time.Second)).Format(http.TimeFormat)}, 304},
 			{"earlier date", map[string]string{"If-Modified-Since": at.Add(-time.Second).Format(http.TimeFormat)}, 200},
 			{"not a date", map[string]string{"If-Modified-Since": "yesterday"}, 200},
+			{"a date in the future", map[string]string{"If-Modified-Since": time.Now().Add(48 * time.Hour).UTC().Format(http.TimeFormat)}, 200},
 			{"If-None-Match wins when it does not match", map[string]string{"If-Modified-Since": lm, "If-None-Match": `"v0"`}, 200},
 			{"If-None-Match wins when it matches", map[string]string{"If-Modified-Since": at.Add(-time.Hour).Format(http.TimeFormat), "If-None-Match": r.header.Get("ETag")}, 304},
 		} {
@@ -214,6 +216,27 @@ func TestLastModifiedAndIfModifiedSince(t *testing.T) {
 				t.Errorf("%s, %s: 304 without the Last-Modified", path, tc.name)
 			}
 		}
+	}
+
+	// Header lines: If-None-Match's combine into one list; two
+	// If-Modified-Since are no valid date.
+	lists := httptest.NewRequest(http.MethodGet, e.base+"/characters", nil)
+	lists.RequestURI = ""
+	lists.Header.Add("If-None-Match", `"other"`)
+	lists.Header.Add("If-None-Match", e.raw(http.MethodGet, "/characters", nil).header.Get("ETag"))
+	if r, err := rawClient.Do(lists); err != nil || r.StatusCode != 304 {
+		t.Errorf("If-None-Match in two lines, the second matching: %v %v, want 304", r.StatusCode, err)
+	} else {
+		r.Body.Close()
+	}
+	twice := httptest.NewRequest(http.MethodGet, e.base+"/characters", nil)
+	twice.RequestURI = ""
+	twice.Header.Add("If-Modified-Since", want)
+	twice.Header.Add("If-Modified-Since", "garbage")
+	if r, err := rawClient.Do(twice); err != nil || r.StatusCode != 200 {
+		t.Errorf("two If-Modified-Since lines: %v %v, want 200 (ignored)", r.StatusCode, err)
+	} else {
+		r.Body.Close()
 	}
 
 	// A new version is newer than any date the client holds.
@@ -387,4 +410,11 @@ func TestUncachedAnswersAreCompressedToo(t *testing.T) {
 	if got := e.store.lists.Load(); got != 5 {
 		t.Errorf("store lists = %d, want 5 (no cache)", got)
 	}
+}
+
+// past waits, if need be, until t is no longer in the future, and returns
+// it: a date ahead of the server's clock is ignored.
+func past(t time.Time) time.Time {
+	time.Sleep(time.Until(t) + 10*time.Millisecond)
+	return t
 }

@@ -235,15 +235,22 @@ func (s *Server) serve(c echo.Context, e *entry) error {
 // notModified evaluates the request's preconditions (RFC 9110 13.2.2):
 // If-None-Match when present, else If-Modified-Since.
 func notModified(req *http.Request, etag string, modified time.Time) bool {
-	if inm := req.Header.Get("If-None-Match"); inm != "" {
-		return etagMatches(inm, etag)
-	}
-	ims := req.Header.Get("If-Modified-Since")
-	if ims == "" || modified.IsZero() {
+	if inm := req.Header["If-None-Match"]; len(inm) > 0 {
+		for _, line := range inm { // a list may come in several lines
+			if etagMatches(line, etag) {
+				return true
+			}
+		}
 		return false
 	}
-	t, err := http.ParseTime(ims)
-	return err == nil && !modified.After(t)
+	// Ignored unless it is one valid date, not in the future (RFC 9110
+	// 13.1.3; a client's clock ahead of ours must not pin its copy).
+	ims := req.Header["If-Modified-Since"]
+	if len(ims) != 1 || modified.IsZero() {
+		return false
+	}
+	t, err := http.ParseTime(ims[0])
+	return err == nil && !modified.After(t) && !t.After(time.Now())
 }
 
 var (
