@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	hexenc "encoding/hex"
@@ -126,17 +125,11 @@ func buildDocs(fsys fs.FS) (*docsSite, error) {
 	return site, nil
 }
 
-func newDocFile(contentType string, body []byte, compress bool) *docFile {
+func newDocFile(contentType string, body []byte, gzipped bool) *docFile {
 	h := sha256.Sum256(body)
 	f := &docFile{contentType: contentType, body: body, etag: `"` + hexenc.EncodeToString(h[:8]) + `"`}
-	if compress {
-		f.gz = sync.OnceValue(func() []byte {
-			var b bytes.Buffer
-			zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression) // the level is valid
-			_, _ = zw.Write(body)                                  // a bytes.Buffer does not fail
-			_ = zw.Close()
-			return b.Bytes()
-		})
+	if gzipped {
+		f.gz = sync.OnceValue(func() []byte { return compress(codingGzip, body) })
 	}
 	return f
 }

@@ -82,7 +82,7 @@ func TestDocsPage(t *testing.T) {
 		h.header.Get("Content-Length") != r.header.Get("Content-Length") || h.header.Get("Content-Security-Policy") != csp {
 		t.Errorf("HEAD /docs = %d, %d bytes, headers %v", h.status, len(h.body), h.header)
 	}
-	decodeProblem(t, e.get("/docs/"), http.StatusNotFound)
+	decodeProblem(t, e.get("/docs/nope"), http.StatusNotFound)
 	decodeProblem(t, e.do(http.MethodPost, "/docs", nil), http.StatusMethodNotAllowed)
 }
 

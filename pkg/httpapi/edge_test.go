@@ -418,3 +418,39 @@ func past(t time.Time) time.Time {
 	time.Sleep(time.Until(t) + 10*time.Millisecond)
 	return t
 }
+
+// The contract, which /docs loads on every visit, comes gzipped to clients
+// that accept it and with an ETag to revalidate.
+func TestOpenAPIDocumentIsCompressedAndRevalidated(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	plain := e.raw(http.MethodGet, "/openapi.json", nil)
+	gz := e.raw(http.MethodGet, "/openapi.json", map[string]string{"Accept-Encoding": "gzip, br"})
+	if gz.header.Get("Content-Encoding") != "gzip" || !bytes.Equal(decode(t, "gzip", gz.body), plain.body) || len(gz.body)*3 > len(plain.body) {
+		t.Errorf("gzip: Content-Encoding %q, %d bytes of %d", gz.header.Get("Content-Encoding"), len(gz.body), len(plain.body))
+	}
+	for _, r := range []response{plain, gz} {
+		if r.header.Get("Cache-Control") != "no-cache" || r.header.Get("ETag") == "" {
+			t.Errorf("Cache-Control %q, ETag %q", r.header.Get("Cache-Control"), r.header.Get("ETag"))
+		}
+	}
+	if plain.header.Get("ETag") == gz.header.Get("ETag") {
+		t.Error("the plain and the gzipped document share an ETag")
+	}
+	if r := e.raw(http.MethodGet, "/openapi.json", map[string]string{"Accept-Encoding": "gzip", "If-None-Match": gz.header.Get("ETag")}); r.status != 304 {
+		t.Errorf("revalidation: %d, want 304", r.status)
+	}
+}
+
+func TestDocsWithASlashRedirects(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{})
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r := e.send(noFollow, http.MethodGet, "/docs/", nil)
+	if r.status != http.StatusPermanentRedirect || r.header.Get("Location") != "/docs" {
+		t.Errorf("GET /docs/: %d to %q, want 308 to /docs", r.status, r.header.Get("Location"))
+	}
+	if r := e.get("/docs/"); r.status != 200 || !bytes.Contains(r.body, []byte("swagger-ui")) {
+		t.Errorf("following it: %d", r.status)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -346,8 +347,14 @@ func (s *Server) handleHealthcheck() echo.HandlerFunc {
 //go:embed openapi.json
 var openAPI []byte
 
+// openAPIFile is the document as the docs assets are served: gzipped once
+// for clients that accept it (55 KB become 8), with an ETag.
+var openAPIFile = sync.OnceValue(func() *docFile { return newDocFile("application/json", openAPI, true) })
+
+// handleOpenAPI serves the contract; /docs loads it on every visit, so it
+// is revalidated (no-cache) rather than fetched again.
 func (s *Server) handleOpenAPI() echo.HandlerFunc {
 	return func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/json", openAPI)
+		return serveDocFile(c, openAPIFile(), "no-cache")
 	}
 }

@@ -153,6 +153,7 @@ func TestResponsesMatchTheOpenAPIDocument(t *testing.T) {
 	check("/healthcheck", nil, 503)
 	e.listener.connected.Store(true)
 	check("/openapi.json", nil, 200)
+	check("/openapi.json", map[string]string{"If-None-Match": e.get("/openapi.json").header.Get("ETag")}, 304)
 	check("/metrics", nil, 200)
 	docs := e.get("/docs")
 	check("/docs", nil, 200)

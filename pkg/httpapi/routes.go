@@ -19,6 +19,7 @@ const (
 	routeMetrics     = "/metrics"
 	routeOpenAPI     = "/openapi.json"
 	routeDocs        = "/docs"
+	routeDocsSlash   = "/docs/"
 	routeDocsAsset   = "/docs/assets/:version/:file"
 )
 
@@ -62,6 +63,11 @@ func (s *Server) routes() {
 	e.Match(get, routeMetrics, echo.WrapHandler(telemetry.MetricsHandler(s.registry)))
 	e.Match(get, routeOpenAPI, s.handleOpenAPI())
 	e.Match(get, routeDocs, s.handleDocs())
+	// The page's asset URLs are relative to /docs: /docs/ would break them.
+	// (Not in the OpenAPI document: a convenience, not part of the API.)
+	e.Match(get, routeDocsSlash, func(c echo.Context) error {
+		return c.Redirect(http.StatusPermanentRedirect, routeDocs)
+	})
 	e.Match(get, routeDocsAsset, s.handleDocsAsset())
 }
 
@@ -69,7 +75,7 @@ func (s *Server) routes() {
 var knownRoutes = map[string]bool{
 	routeCharacters: true, routeCharacter: true, routeHealthz: true, routeReadyz: true,
 	routeHealthcheck: true, routeMetrics: true, routeOpenAPI: true,
-	routeDocs: true, routeDocsAsset: true,
+	routeDocs: true, routeDocsSlash: true, routeDocsAsset: true,
 }
 
 // unlimitedRoutes are exempt from rate limiting: probes and scrapers come
