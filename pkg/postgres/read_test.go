@@ -386,7 +386,6 @@ func TestListReportsWhenItsVersionWasCommitted(t *testing.T) {
 func TestTextFiltersReadTheirIndexNotTheTable(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewPool(t)
-	ctx := context.Background()
 	seedForPlans(t, pool)
 	for _, tc := range []struct {
 		filter character.Filter
