@@ -29,15 +29,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 
-loud() {
-  {
-    echo
-    echo "!! ============================================================"
-    printf '!! %s\n' "$@"
-    echo "!! ============================================================"
-    echo
-  } >&2
-}
 PGTEST_DB=${PGTEST_DB:-server}
 case $PGTEST_DB in
   server) ;;

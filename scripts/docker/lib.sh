@@ -6,6 +6,8 @@
 #                   default socket)
 #   engine_socket   the socket of the engine scripts/docker/with-engine.sh
 #                   starts (a socket of its own, see there)
+#   loud LINE...    a message framed to stand out in a long log (stderr):
+#                   for what falls back or fails for want of an engine
 #
 # The client: BuildKit builds (DOCKER_BUILDKIT=1, cache mounts) need either a
 # client with the buildx plugin or one older than 23.0, whose `docker build`
@@ -17,6 +19,16 @@
 DOCKER_ENGINE_SOCKET=${DOCKER_ENGINE_SOCKET:-/run/rickmorty-docker/docker.sock}
 
 engine_socket() { echo "$DOCKER_ENGINE_SOCKET"; }
+
+loud() {
+  {
+    echo
+    echo "!! ============================================================"
+    printf '!! %s\n' "$@"
+    echo "!! ============================================================"
+    echo
+  } >&2
+}
 
 # pick_docker_cli prints the client to use, or nothing when there is none.
 pick_docker_cli() {

@@ -35,15 +35,6 @@ user_cli=${DOCKER_CLI:-}
 . "$root/scripts/docker/lib.sh"
 
 say() { echo "with-engine: $*" >&2; }
-loud() {
-  {
-    echo
-    echo "!! ============================================================"
-    printf '!! %s\n' "$@"
-    echo "!! ============================================================"
-    echo
-  } >&2
-}
 
 [ $# -gt 0 ] || { echo "usage: $0 CMD [ARG...]" >&2; exit 2; }
 
