@@ -67,21 +67,24 @@ type Config struct {
 	HTTPAddr        string
 	LogLevel        slog.Level
 	DBMaxConns      int
-	CacheTTL        time.Duration
-	CacheMaxEntries int
-	CacheMaxBytes   int64
-	RateLimitRPS    float64
-	RateLimitBurst  int
-	RateMaxClients  int
-	TrustedProxies  []netip.Prefix // parsed from trustedProxies
-	trustedProxies  string
-	CORSOrigins     []string // parsed from corsOrigins
-	corsOrigins     string
-	RequestTimeout  time.Duration
-	DrainDelay      time.Duration
-	ShutdownTimeout time.Duration
-	MaxRefreshAge   time.Duration
-	LogFile         telemetry.LogFileConfig
+	// DBPrimaryMaxConns caps the DATABASE_URL pool when DATABASE_READ_URL
+	// takes the reads; 0: DBMaxConns.
+	DBPrimaryMaxConns int
+	CacheTTL          time.Duration
+	CacheMaxEntries   int
+	CacheMaxBytes     int64
+	RateLimitRPS      float64
+	RateLimitBurst    int
+	RateMaxClients    int
+	TrustedProxies    []netip.Prefix // parsed from trustedProxies
+	trustedProxies    string
+	CORSOrigins       []string // parsed from corsOrigins
+	corsOrigins       string
+	RequestTimeout    time.Duration
+	DrainDelay        time.Duration
+	ShutdownTimeout   time.Duration
+	MaxRefreshAge     time.Duration
+	LogFile           telemetry.LogFileConfig
 	// CacheControl and CompressMinBytes shape successful answers for
 	// browsers, CDNs and the ingress.
 	CacheControl     httpapi.CacheControl
@@ -102,7 +105,9 @@ func settings(c *Config) []config.Setting {
 		{Name: "LOG_LEVEL", Default: "info", Dest: &c.LogLevel,
 			Usage: "debug (adds access logs), info, warn or error"},
 		{Name: "DB_MAX_CONNS", Default: "8", Min: "1", Max: "1000", Dest: &c.DBMaxConns,
-			Usage: "connection pool size (each of the primary and read pools)"},
+			Usage: "connection pool size (the read pool's, and the primary's unless DB_PRIMARY_MAX_CONNS)"},
+		{Name: "DB_PRIMARY_MAX_CONNS", Default: "0", Min: "0", Max: "1000", Dest: &c.DBPrimaryMaxConns,
+			Usage: "with DATABASE_READ_URL: the primary pool's size (version reads, health, fallback reads); 0: DB_MAX_CONNS"},
 		{Name: "CACHE_TTL", Default: "5m", Min: "0s", Max: "24h", Dest: &c.CacheTTL,
 			Usage: "response cache lifetime; 0 turns the cache off"},
 		{Name: "CACHE_MAX_ENTRIES", Default: "10000", Min: "1", Max: "10000000", Dest: &c.CacheMaxEntries,
@@ -142,6 +147,17 @@ func settings(c *Config) []config.Setting {
 		{Name: "LOG_FILE_MAX_BYTES", Default: "10485760", Min: "65536", Max: "1073741824", Dest: &c.LogFile.MaxBytes,
 			Usage: "LOG_FILE is rotated to <file>.1 before it would pass this size"},
 	}
+}
+
+// primaryPoolSize is the size of the DATABASE_URL pool. With a read URL
+// the primary serves only version reads, health and fallback reads, and
+// DB_PRIMARY_MAX_CONNS may cap it lower, so that a read-path outage (every
+// pod falling back at once) cannot exhaust its connections.
+func (c Config) primaryPoolSize() int {
+	if c.DatabaseReadURL != "" && c.DBPrimaryMaxConns > 0 {
+		return c.DBPrimaryMaxConns
+	}
+	return c.DBMaxConns
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -222,7 +238,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// DATABASE_READ_URL (a standby, or a pooler in front of replicas) takes
 	// the list and item reads when set.
 	pool, err := postgres.OpenPool(ctx, cfg.DatabaseURL, postgres.PoolConfig{
-		MaxConns: cfg.DBMaxConns, ReadOnly: true, AppName: "rickmorty-api", TracerProvider: tp,
+		MaxConns: cfg.primaryPoolSize(), ReadOnly: true, AppName: "rickmorty-api", TracerProvider: tp,
 	})
 	if err != nil {
 		return err

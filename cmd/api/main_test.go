@@ -519,3 +519,26 @@ func TestConfigListsEverySetting(t *testing.T) {
 		t.Errorf("api serve-now: exit code %d, want 2", code)
 	}
 }
+
+func TestPrimaryPoolSize(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		want int
+	}{
+		{map[string]string{}, 8},
+		{map[string]string{"DB_MAX_CONNS": "12"}, 12},
+		{map[string]string{"DB_PRIMARY_MAX_CONNS": "2"}, 8}, // no read URL: the primary takes every read
+		{map[string]string{"DB_PRIMARY_MAX_CONNS": "2", "DATABASE_READ_URL": "postgres://r/db"}, 2},
+		{map[string]string{"DB_MAX_CONNS": "12", "DATABASE_READ_URL": "postgres://r/db"}, 12},
+	} {
+		tc.env["DATABASE_URL"] = "postgres://p/db"
+		cfg, err := loadConfig(func(k string) string { return tc.env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.primaryPoolSize(); got != tc.want {
+			t.Errorf("%v: primary pool %d, want %d", tc.env, got, tc.want)
+		}
+	}
+}
