@@ -6,10 +6,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/labstack/echo/v4"
 )
 
 // coding is a content coding the API can send. A cached answer is
@@ -94,19 +96,44 @@ type representation struct {
 	body            []byte
 }
 
-func newRepresentation(c coding, version int64, body []byte) *representation {
-	tag := `"v` + strconv.FormatInt(version, 10)
+// newRepresentation is body, already in coding c, with its validator: the
+// entity tag "tag" for identity, "tag-<coding>" otherwise.
+func newRepresentation(c coding, tag string, body []byte) *representation {
 	r := &representation{body: body, contentLength: []string{strconv.Itoa(len(body))}}
 	if c == identity {
-		r.etag = []string{tag + `"`}
+		r.etag = []string{`"` + tag + `"`}
 	} else {
 		// Each coding is a different byte sequence, so a strong validator of
 		// its own: a cache that holds the gzip bytes revalidates them with
 		// their tag and is never told its copy matches the brotli one.
-		r.etag = []string{tag + "-" + codingNames[c] + `"`}
+		r.etag = []string{`"` + tag + "-" + codingNames[c] + `"`}
 		r.contentEncoding = []string{codingNames[c]}
 	}
 	return r
+}
+
+// write answers with r: 304 when the request's preconditions show the
+// client holds it (modified may be zero: no Last-Modified), else its bytes
+// (none for HEAD). Headers other than the representation's are the
+// caller's, set before.
+func (r *representation) write(c echo.Context, contentType []string, modified time.Time) error {
+	req, h := c.Request(), c.Response().Header()
+	h["Etag"] = r.etag
+	if notModified(req, r.etag[0], modified) {
+		c.Response().WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	h["Content-Type"] = contentType
+	h["Content-Length"] = r.contentLength
+	if r.contentEncoding != nil {
+		h["Content-Encoding"] = r.contentEncoding
+	}
+	c.Response().WriteHeader(http.StatusOK)
+	if req.Method == http.MethodHead {
+		return nil
+	}
+	_, err := c.Response().Write(r.body)
+	return err
 }
 
 // representations encodes body in the codings of want that are worth
@@ -114,7 +141,8 @@ func newRepresentation(c coding, version int64, body []byte) *representation {
 // saving), and none that comes out no smaller. identity is always there.
 func representations(version int64, body []byte, minSize int, want codingSet) [numCodings]*representation {
 	var reps [numCodings]*representation
-	reps[identity] = newRepresentation(identity, version, body)
+	tag := "v" + strconv.FormatInt(version, 10)
+	reps[identity] = newRepresentation(identity, tag, body)
 	if len(body) < minSize {
 		return reps
 	}
@@ -123,7 +151,7 @@ func representations(version int64, body []byte, minSize int, want codingSet) [n
 			continue
 		}
 		if z := compress(c, body); len(z) < len(body) {
-			reps[c] = newRepresentation(c, version, z)
+			reps[c] = newRepresentation(c, tag, z)
 		}
 	}
 	return reps

@@ -9,10 +9,8 @@ import (
 	"html/template"
 	"io/fs"
 	"maps"
-	"net/http"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,10 +45,9 @@ const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-sr
 // text, a gzip copy made once, on first use (the bundle's 1.7 MB become
 // 0.46 MB).
 type docFile struct {
-	contentType string
-	body        []byte
-	etag        string
-	gz          func() []byte // nil: served as is (already compressed, or tiny)
+	contentType []string
+	plain       *representation
+	gzipped     func() *representation // nil: served as is (already compressed, or tiny)
 }
 
 // docsSite is what the docs routes serve, built once from docsFS.
@@ -106,7 +103,7 @@ func buildDocs(fsys fs.FS) (*docsSite, error) {
 		}
 		sum.Write([]byte(name))
 		sum.Write(body)
-		site.assets[name] = newDocFile(docsAssetTypes[name], body, !strings.HasPrefix(docsAssetTypes[name], "image/"))
+		site.assets[name] = newDocFile([]string{docsAssetTypes[name]}, body, !strings.HasPrefix(docsAssetTypes[name], "image/"))
 	}
 	site.version = vendor.Version + "-" + hexenc.EncodeToString(sum.Sum(nil))[:12]
 
@@ -121,15 +118,18 @@ func buildDocs(fsys fs.FS) (*docsSite, error) {
 		return nil, err
 	}
 	// The page is a kilobyte: not worth compressing.
-	site.page = newDocFile("text/html; charset=utf-8", page.Bytes(), false)
+	site.page = newDocFile([]string{"text/html; charset=utf-8"}, page.Bytes(), false)
 	return site, nil
 }
 
-func newDocFile(contentType string, body []byte, gzipped bool) *docFile {
+func newDocFile(contentType []string, body []byte, gzipped bool) *docFile {
 	h := sha256.Sum256(body)
-	f := &docFile{contentType: contentType, body: body, etag: `"` + hexenc.EncodeToString(h[:8]) + `"`}
+	tag := hexenc.EncodeToString(h[:8])
+	f := &docFile{contentType: contentType, plain: newRepresentation(identity, tag, body)}
 	if gzipped {
-		f.gz = sync.OnceValue(func() []byte { return compress(codingGzip, body) })
+		f.gzipped = sync.OnceValue(func() *representation {
+			return newRepresentation(codingGzip, tag, compress(codingGzip, body))
+		})
 	}
 	return f
 }
@@ -166,31 +166,17 @@ func (s *Server) handleDocsAsset() echo.HandlerFunc {
 }
 
 func serveDocFile(c echo.Context, f *docFile, cacheControl string) error {
-	req, h := c.Request(), c.Response().Header()
+	h := c.Response().Header()
 	h.Set("Cache-Control", cacheControl)
 	h.Set("X-Content-Type-Options", "nosniff")
-	body, tag := f.body, f.etag
-	if f.gz != nil {
+	r := f.plain
+	if f.gzipped != nil {
 		h.Add("Vary", "Accept-Encoding")
-		if negotiate(acceptEncoding(req), &gzipOffer) == codingGzip {
-			// A strong validator per representation.
-			body, tag = f.gz(), strings.TrimSuffix(f.etag, `"`)+`-gzip"`
-			h.Set("Content-Encoding", "gzip")
+		if negotiate(acceptEncoding(c.Request()), &gzipOffer) == codingGzip {
+			r = f.gzipped()
 		}
 	}
-	h.Set("Etag", tag)
-	if notModified(req, tag, time.Time{}) {
-		c.Response().WriteHeader(http.StatusNotModified)
-		return nil
-	}
-	h.Set("Content-Type", f.contentType)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	c.Response().WriteHeader(http.StatusOK)
-	if req.Method == http.MethodHead {
-		return nil
-	}
-	_, err := c.Response().Write(body)
-	return err
+	return r.write(c, f.contentType, time.Time{})
 }
 
 // gzipOffer is what a docs asset comes in: as it is, or gzipped.

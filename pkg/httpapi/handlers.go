@@ -203,7 +203,6 @@ func (s *Server) serve(c echo.Context, e *entry) error {
 	req := c.Request()
 	r := e.reps[negotiate(acceptEncoding(req), &e.reps)]
 	h := c.Response().Header()
-	h["Etag"] = r.etag
 	h["Cache-Control"] = s.cacheControl
 	if e.lastModified != nil {
 		h["Last-Modified"] = e.lastModified
@@ -216,21 +215,7 @@ func (s *Server) serve(c echo.Context, e *entry) error {
 	if e.link != nil {
 		h["Link"] = e.link
 	}
-	if notModified(req, r.etag[0], e.modified) {
-		c.Response().WriteHeader(http.StatusNotModified)
-		return nil
-	}
-	h["Content-Type"] = contentTypeJSON
-	h["Content-Length"] = r.contentLength
-	if r.contentEncoding != nil {
-		h["Content-Encoding"] = r.contentEncoding
-	}
-	c.Response().WriteHeader(http.StatusOK)
-	if req.Method == http.MethodHead {
-		return nil
-	}
-	_, err := c.Response().Write(r.body)
-	return err
+	return r.write(c, contentTypeJSON, e.modified)
 }
 
 // notModified evaluates the request's preconditions (RFC 9110 13.2.2):
@@ -349,7 +334,7 @@ var openAPI []byte
 
 // openAPIFile is the document as the docs assets are served: gzipped once
 // for clients that accept it (57 KB become 6), with an ETag.
-var openAPIFile = sync.OnceValue(func() *docFile { return newDocFile("application/json", openAPI, true) })
+var openAPIFile = sync.OnceValue(func() *docFile { return newDocFile(contentTypeJSON, openAPI, true) })
 
 // handleOpenAPI serves the contract; /docs loads it on every visit, so it
 // is revalidated (no-cache) rather than fetched again.
